@@ -1,0 +1,31 @@
+# Copyright: floatip.ha contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import (
+    ModelError,
+    build_model,
+    nodes_from_hostvars,
+)
+
+
+def cluster_model(network, hostvars, nodes, vip_pool=None, vips_per_node=None, vip_backend=None):
+    """The checked cluster model (see cluster_model.yml for the documentation)."""
+    try:
+        return build_model(
+            network,
+            nodes_from_hostvars(nodes, hostvars),
+            vip_pool=vip_pool,
+            vips_per_node=vips_per_node,
+            vip_backend=vip_backend,
+        )
+    except ModelError as exc:
+        raise AnsibleFilterError(f"floatip.ha cluster model: {exc}") from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"cluster_model": cluster_model}
