@@ -1,0 +1,85 @@
+# floatip.ha: `make demo` builds the lab and the cluster; `make test` runs
+# every check. Both set up what they need first (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.requirements-installed
+LINK := .build/collections/ansible_collections/floatip/ha
+SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+.PHONY: help demo test setup host venv engine image link lab-up lab-down \
+        lint yamllint ansible-lint sanity unit molecule build clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+demo: setup lab-up  ## set everything up and build the cluster on the lab
+	ansible-playbook -i inventories/lab site.yml
+
+test: setup lint sanity unit molecule  ## run every check (lint, sanity, unit, molecule)
+	@echo "floatip: every check passed"
+
+setup: host venv engine image link  ## host packages, virtualenv, Docker engine, base image
+
+host:
+	lab/host-setup.sh packages
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+engine:
+	lab/host-setup.sh engine
+
+image: engine
+	lab/build-image.sh
+
+# Plays find this checkout as the collection floatip.ha through this link
+# (see collections_path in ansible.cfg).
+link: $(LINK)
+$(LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+lab-up: setup  ## start the lab containers of inventories/lab
+	ansible-playbook -i inventories/lab lab/up.yml
+
+lab-down: venv engine link  ## remove the lab containers and network
+	ansible-playbook -i inventories/lab lab/down.yml
+
+lint: yamllint ansible-lint  ## yamllint and ansible-lint (production profile)
+
+yamllint: venv
+	yamllint --strict .
+
+ansible-lint: venv link
+	ansible-lint --offline
+
+sanity: venv  ## ansible-test sanity on the built collection
+	lab/sanity.sh
+
+unit: venv link  ## pytest unit tests
+	pytest
+
+molecule: setup  ## every Molecule scenario, one after the other
+	@for s in $(SCENARIOS); do \
+	  echo "floatip: molecule scenario $$s"; \
+	  molecule test -s $$s || exit 1; \
+	done
+
+build: venv  ## the collection tarball in .build/dist
+	ansible-galaxy collection build --force --output-path .build/dist
+
+clean: lab-down  ## remove the lab and everything built
+	rm -rf .build .venv
