@@ -45,11 +45,11 @@ missing_packages() {
 
 packages() {
   local missing
+  check_disk /var/lib
   mapfile -t missing < <(missing_packages | sed '/^$/d')
   [ "${#missing[@]}" -eq 0 ] && { say "host packages present"; return 0; }
   check_root packages
   is_debian_like || die "missing ${missing[*]} and this is not Debian or Ubuntu: install them (or a Docker engine) yourself, then run this again"
-  check_disk /var/lib
   say "installing ${missing[*]} from the distribution's archive"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null ||
