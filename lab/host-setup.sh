@@ -32,11 +32,21 @@ check_disk() {
     die "only $((free_kib / 1024 / 1024)) GiB free under ${1:-/var/lib}; the lab needs ${MIN_FREE_GIB} GiB (images, containers, virtualenv)"
 }
 
+# Debian's python3 imports ensurepip without python3-venv but cannot make a
+# virtualenv with pip: only a real attempt tells.
+can_make_venv() {
+  local dir rc
+  dir=$(mktemp -d)
+  python3 -m venv "$dir/venv" >/dev/null 2>&1 && rc=0 || rc=1
+  rm -rf "$dir"
+  return "$rc"
+}
+
 # Packages this machine lacks, by the command or file that shows each one.
 missing_packages() {
   local missing=()
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  can_make_venv || missing+=(python3-venv)
   if ! engine_answers && ! command -v dockerd >/dev/null 2>&1; then
     missing+=(docker.io)
   fi
@@ -56,7 +66,7 @@ packages() {
     die "apt-get update failed: the Debian archive in /etc/apt/sources.list* is not reachable from here"
   # Without systemd on the host the package's own service start fails
   # harmlessly; 'engine' starts dockerd itself.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+  apt-get install -y -qq "${missing[@]}" >/dev/null ||
     die "apt-get install ${missing[*]} failed (see the messages above)"
 }
 
