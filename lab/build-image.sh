@@ -88,4 +88,7 @@ tar -C "$root" -c . | docker import \
   -c 'ENV container=docker' \
   -c "LABEL floatip.recipe=$want" \
   - "$IMAGE" >/dev/null
+# The image this one replaces is left untagged: drop it (only ours carry
+# the label).
+docker image prune -f --filter label=floatip.recipe >/dev/null
 say "image $IMAGE built (recipe $want)"
