@@ -126,6 +126,17 @@ def build_model(
     for vip in vips:
         if vip in by_address:
             raise ModelError(f"floatip_vip_pool entry {vip} is the floatip_address of node {by_address[vip]}")
+    if not vips:
+        raise ModelError("floatip_vip_pool is empty: give at least one VIP")
+    if vip_backend == "heartbeat":
+        # One active node holds every VIP; there is no per-node share.
+        if vips_per_node is not None:
+            raise ModelError(
+                "floatip_vips_per_node does not apply to floatip_vip_backend heartbeat, where the "
+                "primary node holds every VIP of floatip_vip_pool; leave it unset"
+            )
+        model["vips"] = [str(vip) for vip in vips]
+        return model
     if vips_per_node is None:
         vips_per_node = 1
     if isinstance(vips_per_node, bool) or not isinstance(vips_per_node, int) or vips_per_node < 1:

@@ -76,6 +76,22 @@ def test_bad_model_names_the_variable(kwargs: dict, message: str) -> None:
     assert message in str(err.value)
 
 
+def test_heartbeat_pair_holds_every_vip_on_the_primary() -> None:
+    model = build_model(NET, NODES[:2], vip_pool=["172.30.80.100"], vip_backend="heartbeat")
+    assert model["vips"] == ["172.30.80.100"]
+    assert model["vips_per_node"] is None
+
+
+def test_heartbeat_refuses_vips_per_node() -> None:
+    with pytest.raises(ModelError, match="floatip_vips_per_node does not apply to floatip_vip_backend heartbeat"):
+        build_model(NET, NODES[:2], vip_pool=["172.30.80.100"], vips_per_node=1, vip_backend="heartbeat")
+
+
+def test_empty_pool_is_refused() -> None:
+    with pytest.raises(ModelError, match="floatip_vip_pool is empty"):
+        build_model(NET, NODES, vip_pool=[])
+
+
 def test_huge_range_is_refused_before_it_is_expanded() -> None:
     with pytest.raises(ModelError, match="more than 4096 addresses"):
         expand_pool(["10.0.0.1-10.255.255.254"], ipaddress.ip_network("10.0.0.0/8"))
