@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
+# The inventory that demo, lab-up and lab-down work on.
+INVENTORY ?= inventories/lab
 VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.requirements-installed
 LINK := .build/collections/ansible_collections/floatip/ha
@@ -21,8 +23,8 @@ export PY_COLORS := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-demo: setup lab-up  ## set everything up and build the cluster on the lab
-	ansible-playbook -i inventories/lab site.yml
+demo: setup lab-up  ## set everything up and build the cluster of $(INVENTORY) on the lab
+	ansible-playbook -i $(INVENTORY) site.yml
 
 test: setup lint sanity unit molecule  ## run every check (lint, sanity, unit, molecule)
 	@echo "floatip: every check passed"
@@ -52,11 +54,11 @@ $(LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../../.. $@
 
-lab-up: setup  ## start the lab containers of inventories/lab
-	ansible-playbook -i inventories/lab lab/up.yml
+lab-up: setup  ## start the lab containers of $(INVENTORY)
+	ansible-playbook -i $(INVENTORY) lab/up.yml
 
 lab-down: venv engine link  ## remove the lab containers and network
-	ansible-playbook -i inventories/lab lab/down.yml
+	ansible-playbook -i $(INVENTORY) lab/down.yml
 
 lint: yamllint ansible-lint  ## yamllint and ansible-lint (production profile)
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +21,11 @@ import testinfra.utils.ansible_runner
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO_DIR = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+EPHEMERAL_DIR = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+
+# The checks compute addresses with the collection's own model code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".build" / "collections"))
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import build_model  # noqa: E402
 
 
 @cache
@@ -29,7 +38,20 @@ def hosts(pattern: str = "all") -> list[str]:
 
 
 def hostvars(name: str) -> dict:
+    """A host's variables as the inventory gives them (not templated)."""
     return runner().get_variables(name)
+
+
+def model(group: str = "floatip_nodes") -> dict:
+    """The scenario's checked cluster model, as the roles compute it."""
+    first = hostvars(hosts(group)[0])
+    return build_model(
+        first["floatip_network"],
+        [(name, hostvars(name).get("floatip_address")) for name in hosts(group)],
+        vip_pool=first.get("floatip_vip_pool"),
+        vips_per_node=first.get("floatip_vips_per_node"),
+        vip_backend=first.get("floatip_vip_backend"),
+    )
 
 
 def docker(*args: str, timeout: float = 120) -> str:
@@ -38,7 +60,7 @@ def docker(*args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> dict:
+def ansible_playbook(playbook: str, *args: str, inventory: str = INVENTORY, timeout: float = 600) -> dict:
     """Run a playbook of the scenario against its inventory, as converge does.
 
     Returns the json callback's report plus ``rc``, ``failures`` (the
@@ -46,7 +68,7 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> dict:
     """
     env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
     done = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, str(SCENARIO_DIR / playbook), *args],
+        ["ansible-playbook", "-i", inventory, str(SCENARIO_DIR / playbook), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -54,16 +76,96 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 600) -> dict:
         env=env,
     )
     report = json.loads(done.stdout)
-    failures = [
-        " ".join(str(result.get("msg", "")).split())
-        for play in report["plays"]
-        for task in play["tasks"]
-        for result in task["hosts"].values()
-        if result.get("failed")
-    ]
+    failures = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                # A failed loop reports each failed item's message inside.
+                items = [each for each in result.get("results", []) if isinstance(each, dict)]
+                for each in items or [result]:
+                    if each.get("failed"):
+                        failures.append(" ".join(str(each.get("msg", "")).split()))
     report.update(
         rc=done.returncode,
         failures=failures,
         changed=sum(stats["changed"] for stats in report["stats"].values()),
     )
     return report
+
+
+PROBE = (Path(__file__).parent / "_shared" / "probe.py").read_text()
+
+
+def is_paused(container: str) -> bool:
+    return docker("inspect", "--format", "{{.State.Paused}}", container).strip() == "true"
+
+
+def holders(address: str, nodes: list[str]) -> list[str]:
+    """The nodes that have ``address`` configured now (a frozen node counts
+    as holding what it held when it froze, but cannot be asked: skipped)."""
+    held = []
+    for node in nodes:
+        if is_paused(node):
+            continue
+        out = docker("exec", node, "ip", "-o", "address", "show")
+        if f" {address}/" in out:
+            held.append(node)
+    return held
+
+
+def client_waits_for(client: str, address: str, port: int, want: str, timeout: float) -> float:
+    """Seconds until ``want`` answers on address:port, as seen from ``client``.
+
+    Raises AssertionError with the last answer when it does not within
+    ``timeout``."""
+    done = subprocess.run(
+        ["docker", "exec", client, "python3", "-c", PROBE, address, str(port), want, str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+        check=False,
+    )
+    assert done.returncode == 0, f"{want} did not answer on {address}:{port} within {timeout} s: {done.stdout.strip()}"
+    return float(done.stdout.split()[0])
+
+
+@contextmanager
+def frozen(container: str) -> Iterator[None]:
+    """Pause a container (all its processes stop, as in a hang) and always
+    thaw it on the way out."""
+    docker("pause", container)
+    try:
+        yield
+    finally:
+        if is_paused(container):
+            docker("unpause", container)
+
+
+@contextmanager
+def crashed(container: str) -> Iterator[None]:
+    """Kill a container at once (a power cut: nothing is shut down, its
+    addresses vanish with it) and boot it again on the way out, waiting
+    until systemd has started everything."""
+    docker("kill", container)
+    try:
+        yield
+    finally:
+        docker("start", container)
+        wait_booted(container)
+
+
+def wait_booted(container: str, timeout: float = 120) -> None:
+    """Wait until systemd in ``container`` has started everything.
+
+    Right after a (re)start systemd's bus may not answer yet, so ask again
+    until it says running."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run(["docker", "exec", container, "systemctl", "is-system-running"],
+                              capture_output=True, text=True, timeout=30, check=False)
+        state = done.stdout.strip()
+        if state == "running":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{container} did not finish booting within {timeout} s (systemd says {state!r})")

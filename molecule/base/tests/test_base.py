@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 
 import pytest
 import testinfra
 
-from conftest import ansible_playbook, docker, hostvars, hosts
+from conftest import ansible_playbook, docker, hostvars, hosts, wait_booted
 
 NODES = hosts("floatip_nodes")
 testinfra_hosts = NODES
@@ -67,15 +66,8 @@ def test_service_binds_an_address_the_node_does_not_hold(host) -> None:
 def test_nonlocal_bind_survives_a_reboot() -> None:
     node = NODES[0]
     docker("restart", node)
+    wait_booted(node)
     again = testinfra.get_host(f"docker://{node}")
-    deadline = time.monotonic() + 60
-    state = ""
-    while time.monotonic() < deadline:
-        state = again.run("systemctl is-system-running").stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
-    assert state == "running"
     assert again.sysctl("net.ipv4.ip_nonlocal_bind") == 1
     result = again.run(f"python3 -c '{BIND_AND_SERVE}' {_unused_address()}")
     assert result.rc == 0, result.stderr

@@ -1,0 +1,188 @@
+"""The heartbeat pair as its clients and its operators see it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+from conftest import EPHEMERAL_DIR, ansible_playbook, client_waits_for, crashed, frozen, holders, hostvars, hosts, model
+
+NODES = hosts("floatip_nodes")
+PRIMARY, SECONDARY = NODES
+CLIENT = hosts("floatip_clients")[0]
+VARS = hostvars(PRIMARY)
+PORT = int(VARS["whoami_port"])
+DEADTIME = int(VARS["heartbeat_deadtime"])
+# Heartbeat declares the peer dead after deadtime; IPaddr2 then needs a
+# moment to add the address and announce it (gratuitous ARP).
+TAKEOVER_ALLOWANCE = 3.0
+
+
+VIPS = model()["vips"]
+
+
+def _move(action: str, node: str) -> dict:
+    run = ansible_playbook("move.yml", "-e", json.dumps({"heartbeat_move": action, "heartbeat_target": node}))
+    assert run["rc"] == 0, run["failures"]
+    return run
+
+
+def _held_only_by(node: str, timeout: float = 30) -> None:
+    """Every VIP held by ``node`` and by no other node, once settled."""
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while time.monotonic() < deadline:
+        seen = {vip: holders(vip, NODES) for vip in VIPS}
+        if all(found == [node] for found in seen.values()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"expected {node} alone to hold {VIPS}, found {seen}")
+
+
+def _converge(**extra: object) -> dict:
+    run = ansible_playbook("converge.yml", "-e", json.dumps(extra))
+    assert run["rc"] == 0, run["failures"]
+    return run
+
+
+@pytest.fixture
+def primary_holds_the_vips():
+    """Each check starts with auto_failback on and the VIPs on the primary,
+    and leaves no node frozen."""
+    _converge()
+    _move("takeover", PRIMARY)
+    _held_only_by(PRIMARY)
+    yield
+
+
+def test_primary_alone_holds_every_vip_and_answers_on_them(primary_holds_the_vips: None) -> None:
+    for vip in VIPS:
+        assert holders(vip, NODES) == [PRIMARY]
+        client_waits_for(CLIENT, vip, PORT, PRIMARY, timeout=5)
+
+
+def test_frozen_primary_fails_over_and_comes_back(primary_holds_the_vips: None) -> None:
+    with frozen(PRIMARY):
+        took = client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=DEADTIME + 20)
+        assert took <= DEADTIME + TAKEOVER_ALLOWANCE, f"the secondary answered after {took:.1f} s"
+        for vip in VIPS:
+            client_waits_for(CLIENT, vip, PORT, SECONDARY, timeout=5)
+    # auto_failback on: the primary takes its VIPs back, and only it holds them.
+    client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=DEADTIME * 4)
+    _held_only_by(PRIMARY)
+
+
+def test_crashed_primary_gets_its_vips_back(primary_holds_the_vips: None) -> None:
+    with crashed(PRIMARY):
+        client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=DEADTIME + 20)
+    # auto_failback on: once the primary has booted and rejoined, it takes
+    # its VIPs back.
+    client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=120)
+    _held_only_by(PRIMARY)
+
+
+def test_without_auto_failback_a_returning_primary_leaves_the_vips(primary_holds_the_vips: None) -> None:
+    run = _converge(heartbeat_auto_failback=False)
+    assert run["changed"] > 0
+    # The reload that applied the change kept the VIPs where they were.
+    assert all(holders(vip, NODES) == [PRIMARY] for vip in VIPS)
+    with crashed(PRIMARY):
+        client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=DEADTIME + 20)
+    # The primary has booted; heartbeat rejoins within initdead. It must
+    # leave the VIPs on the secondary, and never hold them too.
+    time.sleep(int(VARS["heartbeat_initdead"]) + DEADTIME)
+    _held_only_by(SECONDARY, timeout=DEADTIME * 2)
+    client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=5)
+
+
+def test_without_auto_failback_a_thawed_primary_ends_as_the_only_holder(primary_holds_the_vips: None) -> None:
+    # A frozen node never released its VIPs; when it thaws, both nodes hold
+    # them for a moment and heartbeat resolves it by restarting the node
+    # that took over, which then yields. auto_failback plays no part: it
+    # governs a node that rejoins without its resources (see the crash
+    # check above). What matters to clients: one holder, served again.
+    _converge(heartbeat_auto_failback=False)
+    with frozen(PRIMARY):
+        client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=DEADTIME + 20)
+    client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=DEADTIME * 4)
+    _held_only_by(PRIMARY, timeout=DEADTIME * 2)
+
+
+def test_standby_moves_the_vips_away_and_takeover_brings_them_back(primary_holds_the_vips: None) -> None:
+    _move("standby", PRIMARY)
+    _held_only_by(SECONDARY, timeout=5)
+    for vip in VIPS:
+        client_waits_for(CLIENT, vip, PORT, SECONDARY, timeout=5)
+    again = _move("standby", PRIMARY)
+    assert again["changed"] == 0
+    _move("takeover", PRIMARY)
+    _held_only_by(PRIMARY, timeout=5)
+    client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=5)
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_authkeys_is_private_and_holds_the_configured_key(node: str) -> None:
+    authkeys = testinfra.get_host(f"docker://{node}").file("/etc/ha.d/authkeys")
+    assert authkeys.user == "root"
+    assert authkeys.mode == 0o600
+    lines = [line for line in authkeys.content_string.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "auth 1"
+    method, key = lines[1].split()[1:]
+    assert method == "sha1"
+    # The scenario's key, made for this run by its password lookup.
+    assert key == (EPHEMERAL_DIR / "heartbeat_auth_key").read_text().split()[0]
+    assert len(key) >= 16
+
+
+def _inventory(tmp_path: Path, drop: str = "", extra_nodes: tuple[str, ...] = ()) -> str:
+    """The scenario's inventory as Ansible reads it, less one variable, or
+    with more hosts in floatip_nodes."""
+    names = [*NODES, *extra_nodes]
+    hosts_vars = {
+        name: {key: value for key, value in hostvars(name).items()
+               if key not in (drop, "groups", "group_names", "inventory_hostname")}
+        for name in names
+    }
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": {"floatip_nodes": {"hosts": hosts_vars}}}}))
+    return str(path)
+
+
+def test_there_is_no_default_key(tmp_path: Path) -> None:
+    run = ansible_playbook("converge.yml", inventory=_inventory(tmp_path, drop="heartbeat_auth_key"))
+    assert run["rc"] != 0
+    assert any("missing required arguments: heartbeat_auth_key" in failure for failure in run["failures"]), run["failures"]
+    assert run["changed"] == 0
+
+
+def test_a_third_node_is_refused(tmp_path: Path) -> None:
+    run = ansible_playbook("converge.yml", inventory=_inventory(tmp_path, extra_nodes=(CLIENT,)))
+    assert run["rc"] != 0
+    assert any("heartbeat runs on exactly two nodes; floatip_nodes has 3" in failure for failure in run["failures"]), \
+        run["failures"]
+    assert run["changed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"heartbeat_auth_key": "short"}, "heartbeat_auth_key must be a secret of at least 16 characters"),
+        ({"heartbeat_auth_method": "crc"}, "heartbeat_auth_method"),
+        ({"heartbeat_deadtime": 2}, "heartbeat_keepalive < heartbeat_warntime < heartbeat_deadtime"),
+        ({"floatip_vip_pool": ["10.1.2.3"]}, "floatip_vip_pool entry 10.1.2.3 is outside floatip_network"),
+        ({"heartbeat_node_name": "someone-else"}, "heartbeat knows a node by its `uname -n`"),
+    ],
+)
+def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
+    before = {node: testinfra.get_host(f"docker://{node}").file("/etc/ha.d/ha.cf").content_string for node in NODES}
+    run = ansible_playbook("converge.yml", "-e", json.dumps({**extra_vars, "heartbeat_auto_failback": False}))
+    assert run["rc"] != 0
+    assert run["failures"] and all(message in failure for failure in run["failures"]), run["failures"]
+    assert run["changed"] == 0
+    after = {node: testinfra.get_host(f"docker://{node}").file("/etc/ha.d/ha.cf").content_string for node in NODES}
+    assert after == before
