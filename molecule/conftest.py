@@ -84,7 +84,9 @@ def ansible_playbook(playbook: str, *args: str, inventory: str = INVENTORY, time
                 items = [each for each in result.get("results", []) if isinstance(each, dict)]
                 for each in items or [result]:
                     if each.get("failed"):
-                        failures.append(" ".join(str(each.get("msg", "")).split()))
+                        # A probe that ran out of retries has no msg: say what it saw.
+                        text = each.get("msg") or f"{task['task']['name']}: rc={each.get('rc')} {each.get('stdout', '')}"
+                        failures.append(" ".join(str(text).split()))
     report.update(
         rc=done.returncode,
         failures=failures,
