@@ -10,20 +10,18 @@ import json
 import pytest
 import testinfra
 
-from conftest import ansible_playbook, docker, hostvars, hosts, wait_booted
+from conftest import ansible_playbook, docker, hostvars, hosts, model, wait_booted
 
 NODES = hosts("floatip_nodes")
 testinfra_hosts = NODES
 
 
-def _net() -> ipaddress.IPv4Network:
-    return ipaddress.ip_network(hostvars(NODES[0])["floatip_network"])
-
-
 def _unused_address() -> str:
-    """An address of the cluster network that no host holds."""
-    taken = {hostvars(n)["floatip_address"] for n in NODES}
-    return next(str(a) for a in reversed(list(_net().hosts())) if str(a) not in taken)
+    """An address of the cluster network that is neither a node's nor a VIP."""
+    cluster = model()
+    taken = {node["address"] for node in cluster["nodes"]} | set(cluster["vips"])
+    network = ipaddress.ip_network(cluster["network"])
+    return next(str(a) for a in reversed(list(network.hosts())) if str(a) not in taken)
 
 
 def test_there_are_at_least_three_nodes() -> None:
