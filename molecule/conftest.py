@@ -171,3 +171,31 @@ def wait_booted(container: str, timeout: float = 120) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{container} did not finish booting within {timeout} s (systemd says {state!r})")
+
+
+def converge(**extra: object) -> dict:
+    """Run the scenario's converge playbook with extra variables; it must succeed."""
+    run = ansible_playbook("converge.yml", "-e", json.dumps(extra))
+    assert run["rc"] == 0, run["failures"]
+    return run
+
+
+def move(role: str, action: str, node: str) -> dict:
+    """Run a VIP layer role's standby or takeover on one node; it must succeed."""
+    run = ansible_playbook(str(Path("..") / "_shared" / "move.yml"), "-e",
+                           json.dumps({"vip_role": role, "vip_move": action, "vip_target": node}))
+    assert run["rc"] == 0, run["failures"]
+    return run
+
+
+def settles_as(expected: dict[str, str], nodes: list[str], timeout: float) -> None:
+    """Wait until each VIP of ``expected`` is held by its node and by no other."""
+    deadline = time.monotonic() + timeout
+    seen: dict = {}
+    while time.monotonic() < deadline:
+        seen = {vip: holders(vip, nodes) for vip in expected}
+        if all(seen[vip] == [node] for vip, node in expected.items()):
+            return
+        time.sleep(0.3)
+    wrong = {vip: seen.get(vip) for vip, node in expected.items() if seen.get(vip) != [node]}
+    raise AssertionError(f"expected {expected}, but these differ: {wrong}")
