@@ -199,3 +199,11 @@ def settles_as(expected: dict[str, str], nodes: list[str], timeout: float) -> No
         time.sleep(0.3)
     wrong = {vip: seen.get(vip) for vip, node in expected.items() if seen.get(vip) != [node]}
     raise AssertionError(f"expected {expected}, but these differ: {wrong}")
+
+
+def vip_info() -> dict[str, dict]:
+    """floatip.ha.vip_info's facts (floatip_vips) of every live node."""
+    run = ansible_playbook(str(Path("..") / "_shared" / "vip_info.yml"))
+    assert run["rc"] == 0, run["failures"]
+    task = run["plays"][0]["tasks"][0]
+    return {host: result["ansible_facts"]["floatip_vips"] for host, result in task["hosts"].items()}

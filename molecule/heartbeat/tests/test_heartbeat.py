@@ -10,7 +10,7 @@ import pytest
 import testinfra
 import yaml
 
-from conftest import EPHEMERAL_DIR, ansible_playbook, client_waits_for, converge, crashed, frozen, holders, hostvars, hosts, model, move
+from conftest import EPHEMERAL_DIR, ansible_playbook, client_waits_for, converge, crashed, frozen, holders, hostvars, hosts, model, move, vip_info
 
 NODES = hosts("floatip_nodes")
 PRIMARY, SECONDARY = NODES
@@ -61,6 +61,11 @@ def test_primary_alone_holds_every_vip_and_answers_on_them(primary_holds_the_vip
     for vip in VIPS:
         assert holders(vip, NODES) == [PRIMARY]
         client_waits_for(CLIENT, vip, PORT, PRIMARY, timeout=5)
+    facts = vip_info()
+    assert sorted(facts[PRIMARY]["held"]) == sorted(VIPS) and facts[SECONDARY]["held"] == []
+    assert {vip["state"] for vip in facts[PRIMARY]["vips"]} == {"MASTER"}
+    assert {vip["state"] for vip in facts[SECONDARY]["vips"]} == {"BACKUP"}
+    assert facts[PRIMARY]["problems"] == facts[SECONDARY]["problems"] == []
 
 
 def test_frozen_primary_fails_over_and_comes_back(primary_holds_the_vips: None) -> None:
