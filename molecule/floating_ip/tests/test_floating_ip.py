@@ -1,0 +1,170 @@
+"""The keepalived ring as its clients and its operators see it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import testinfra
+
+from conftest import ansible_playbook, client_waits_for, converge, frozen, holders, hostvars, hosts, model, move, settles_as, vip_info
+
+from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
+from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
+
+NODES = hosts("floatip_nodes")
+CLIENT = hosts("floatip_clients")[0]
+PORT = int(hostvars(NODES[0])["whoami_port"])
+LAYOUT = build_layout(model())
+VIPS = [vip["address"] for vip in LAYOUT["vips"]]
+OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
+# The conservative profile: a backup takes over after three missed
+# advertisements of one second plus its skew; allow for the gratuitous ARP
+# and a busy machine.
+TAKEOVER = 3 * 1 + 1 + 4
+
+
+def _host(node: str):
+    return testinfra.get_host(f"docker://{node}")
+
+
+def _where() -> dict[str, list[str]]:
+    return {vip: holders(vip, NODES) for vip in VIPS}
+
+
+def _settles_as(expected: dict[str, str], timeout: float) -> None:
+    settles_as(expected, NODES, timeout)
+
+
+def _move(action: str, node: str) -> dict:
+    return move("floating_ip", action, node)
+
+
+def _layout_with(failed: set[str]) -> dict[str, str]:
+    return layout_holders(LAYOUT, failed)
+
+
+@pytest.fixture
+def ring_in_layout():
+    """Each check starts and ends with every node up and every VIP on its owner."""
+    for node in NODES:
+        _host(node).run("systemctl start haproxy")
+    _settles_as(_layout_with(set()), timeout=TAKEOVER * 2)
+    yield
+    for node in NODES:
+        _host(node).run("systemctl start haproxy")
+
+
+def test_every_vip_is_held_by_its_owner_alone_and_answers(ring_in_layout: None) -> None:
+    for node in NODES:
+        for vip in OWNS[node]:
+            assert holders(vip, NODES) == [node]
+            client_waits_for(CLIENT, vip, PORT, node, timeout=5)
+
+
+def test_vip_info_reports_what_each_node_holds(ring_in_layout: None) -> None:
+    facts = vip_info()
+    assert sorted(facts) == sorted(NODES)
+    for node in NODES:
+        mine = facts[node]
+        assert mine["backend"] == "keepalived" and mine["standby"] is False
+        assert sorted(mine["held"]) == sorted(OWNS[node])
+        states = {vip["address"]: vip["state"] for vip in mine["vips"]}
+        assert states == {vip: "MASTER" if vip in OWNS[node] else "BACKUP" for vip in VIPS}
+        assert mine["problems"] == []
+
+
+@pytest.mark.parametrize("victim", [NODES[0], NODES[2]])
+def test_a_frozen_nodes_vips_go_where_the_layout_says_and_come_back(ring_in_layout: None, victim: str) -> None:
+    expected = _layout_with({victim})
+    # The survivors share the victim's VIPs: no two on one node.
+    assert len({expected[vip] for vip in OWNS[victim]}) == len(OWNS[victim])
+    with frozen(victim):
+        for vip in OWNS[victim]:
+            client_waits_for(CLIENT, vip, PORT, expected[vip], timeout=TAKEOVER)
+        _settles_as(expected, timeout=TAKEOVER)
+    # preempt: the thawed owner takes its VIPs back, and only it holds them.
+    for vip in OWNS[victim]:
+        client_waits_for(CLIENT, vip, PORT, victim, timeout=TAKEOVER)
+    _settles_as(_layout_with(set()), timeout=TAKEOVER)
+
+
+def test_two_frozen_neighbours_leave_no_vip_unserved(ring_in_layout: None) -> None:
+    victims = {NODES[1], NODES[2]}
+    expected = _layout_with(victims)
+    with frozen(NODES[1]), frozen(NODES[2]):
+        _settles_as(expected, timeout=TAKEOVER * 2)
+        for vip in VIPS:
+            client_waits_for(CLIENT, vip, PORT, expected[vip], timeout=5)
+    _settles_as(_layout_with(set()), timeout=TAKEOVER * 2)
+
+
+def test_a_node_without_haproxy_gives_its_vips_away(ring_in_layout: None) -> None:
+    victim = NODES[3]
+    _host(victim).run("systemctl stop haproxy")
+    _settles_as(_layout_with({victim}), timeout=TAKEOVER)
+    _host(victim).run("systemctl start haproxy")
+    _settles_as(_layout_with(set()), timeout=TAKEOVER)
+
+
+def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layout: None) -> None:
+    node = NODES[4]
+    _move("standby", node)
+    # The move waited for the peers: at once, the layout without the node.
+    _settles_as(_layout_with({node}), timeout=2)
+    assert _host(node).service("keepalived").is_running
+    facts = vip_info()[node]
+    assert facts["standby"] is True and facts["held"] == [] and facts["problems"] == []
+    for vip in OWNS[node]:
+        client_waits_for(CLIENT, vip, PORT, _layout_with({node})[vip], timeout=5)
+    assert _move("standby", node)["changed"] == 0
+    _move("takeover", node)
+    _settles_as(_layout_with(set()), timeout=2)
+    assert _move("takeover", node)["changed"] == 0
+
+
+def test_the_fast_profile_reloads_without_moving_a_vip_and_fails_over(ring_in_layout: None) -> None:
+    try:
+        # VRRPv3 has no password.
+        run = converge(floating_ip_profile="fast", floating_ip_password=None)
+        assert run["changed"] > 0
+        # The reload kept every VIP on its owner.
+        assert _where() == {vip: [node] for vip, node in _layout_with(set()).items()}
+        victim = NODES[1]
+        expected = _layout_with({victim})
+        with frozen(victim):
+            # Three adverts of 0.1 s and a skew: a second is plenty.
+            _settles_as(expected, timeout=1 + 2)
+    finally:
+        converge()
+    _settles_as(_layout_with(set()), timeout=TAKEOVER)
+
+
+def test_the_config_and_the_state_files_are_private_where_they_hold_secrets() -> None:
+    conf = _host(NODES[0]).file("/etc/keepalived/keepalived.conf")
+    assert conf.user == "root" and conf.mode == 0o600
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"floatip_vip_pool": ["172.30.84.101", "172.30.84.101"]}, "floatip_vip_pool lists 172.30.84.101 more than once"),
+        ({"floatip_vip_pool": ["172.30.85.101-172.30.85.110"]}, "is outside floatip_network"),
+        ({"floating_ip_vrid_base": 250}, "floating_ip_vrid_base 250"),
+        ({"floatip_vip_pool": ["172.30.84.101-172.30.84.105"]}, "floatip_vip_pool holds 5 addresses but 5 nodes"),
+        ({"floating_ip_password": "ninechars"}, "VRRPv2 keeps 8 characters"),
+        ({"floating_ip_password": "secret", "floating_ip_profile": "fast"}, "VRRPv3 has no password"),
+        ({"floating_ip_profile": "turbo"}, "floating_ip_profile must be one of conservative, fast"),
+        ({"floating_ip_advert_int": 0.5}, "whole seconds from 1 to 255 with VRRPv2"),
+        ({"floating_ip_track_processes": ["haproxy; reboot"]}, "floating_ip_track_processes must list process names"),
+    ],
+)
+def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
+    before = {node: _host(node).file("/etc/keepalived/keepalived.conf").content_string for node in NODES}
+    # Every node checks the same inventory the same way: one is enough.
+    run = ansible_playbook("converge.yml", "--limit", NODES[0], "-e", json.dumps(extra_vars))
+    assert run["rc"] != 0
+    assert run["failures"] and all(message in failure for failure in run["failures"]), run["failures"]
+    assert run["changed"] == 0
+    after = {node: _host(node).file("/etc/keepalived/keepalived.conf").content_string for node in NODES}
+    assert after == before

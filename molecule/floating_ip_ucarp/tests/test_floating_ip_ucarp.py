@@ -1,0 +1,93 @@
+"""The ring held by ucarp (CARP on Linux), as its clients and operators see it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import testinfra
+
+from conftest import ansible_playbook, client_waits_for, frozen, holders, hostvars, hosts, model, move, settles_as, vip_info
+
+from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
+from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
+
+NODES = hosts("floatip_nodes")
+CLIENT = hosts("floatip_clients")[0]
+PORT = int(hostvars(NODES[0])["whoami_port"])
+LAYOUT = build_layout(model())
+OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
+# CARP: a backup takes over after three advertisements of advbase (1 s)
+# are missed, plus its skew; allow for a busy machine.
+TAKEOVER = 3 * 1 + 1 + 6
+
+
+def _host(node: str):
+    return testinfra.get_host(f"docker://{node}")
+
+
+def _layout_with(failed: set[str]) -> dict[str, str]:
+    return layout_holders(LAYOUT, failed)
+
+
+@pytest.fixture
+def ring_in_layout():
+    settles_as(_layout_with(set()), NODES, timeout=TAKEOVER * 2)
+
+
+def test_every_vip_is_held_by_its_owner_alone_and_answers(ring_in_layout: None) -> None:
+    for node in NODES:
+        for vip in OWNS[node]:
+            assert holders(vip, NODES) == [node]
+            client_waits_for(CLIENT, vip, PORT, node, timeout=5)
+    # What vip_info reads: the state each up and down script recorded.
+    facts = vip_info()
+    for node in NODES:
+        assert sorted(facts[node]["held"]) == sorted(OWNS[node])
+        states = {vip["address"]: vip["state"] for vip in facts[node]["vips"]}
+        assert states == {vip["address"]: "MASTER" if vip["address"] in OWNS[node] else "BACKUP" for vip in LAYOUT["vips"]}
+        assert facts[node]["problems"] == []
+
+
+@pytest.mark.parametrize("victim", [NODES[0], NODES[3]])
+def test_a_frozen_nodes_vips_go_where_the_layout_says_and_come_back(ring_in_layout: None, victim: str) -> None:
+    expected = _layout_with({victim})
+    with frozen(victim):
+        for vip in OWNS[victim]:
+            client_waits_for(CLIENT, vip, PORT, expected[vip], timeout=TAKEOVER)
+        settles_as(expected, NODES, timeout=TAKEOVER)
+    # preempt: the thawed owner takes its VIPs back, and only it holds them.
+    settles_as(_layout_with(set()), NODES, timeout=TAKEOVER * 2)
+
+
+def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layout: None) -> None:
+    node = NODES[2]
+    move("floating_ip", "standby", node)
+    settles_as(_layout_with({node}), NODES, timeout=2)
+    assert all(_host(node).service(f"floatip-ucarp@{vip['vrid']}").is_running for vip in LAYOUT["nodes"][node]["vips"])
+    assert move("floating_ip", "standby", node)["changed"] == 0
+    move("floating_ip", "takeover", node)
+    settles_as(_layout_with(set()), NODES, timeout=2)
+
+
+def test_the_password_is_private() -> None:
+    password = _host(NODES[0]).file("/etc/floatip/ucarp/password")
+    assert password.user == "root" and password.mode == 0o600
+    assert len(password.content_string) == 20
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"floating_ip_password": None}, "ucarp requires one"),
+        ({"floating_ip_ucarp_advbase": 0}, "floating_ip_ucarp_advbase must be whole seconds from 1 to 255"),
+    ],
+)
+def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
+    conf = f"/etc/floatip/ucarp/vhid-{LAYOUT['vips'][0]['vrid']}.conf"
+    before = {node: _host(node).file(conf).content_string for node in NODES}
+    run = ansible_playbook("converge.yml", "-e", json.dumps(extra_vars))
+    assert run["rc"] != 0
+    assert run["failures"] and all(message in failure for failure in run["failures"]), run["failures"]
+    assert run["changed"] == 0
+    assert {node: _host(node).file(conf).content_string for node in NODES} == before
