@@ -71,14 +71,22 @@ ansible-lint: venv link
 sanity: venv  ## ansible-test sanity on the built collection
 	lab/sanity.sh
 
-unit: venv link  ## pytest unit tests
+unit: venv link  ## pytest unit and integration tests (no Docker)
 	pytest
 
-molecule: setup  ## every Molecule scenario, one after the other
-	@for s in $(SCENARIOS); do \
-	  echo "floatip: molecule scenario $$s"; \
-	  molecule test -s $$s || exit 1; \
-	done
+# Scenarios run MOLECULE_JOBS at a time (each has its own containers,
+# network and labels); each one's output goes to .build/molecule/<name>.log
+# and is shown when it fails.
+MOLECULE_JOBS ?= 2
+molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
+	@mkdir -p .build/molecule
+	@printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
+	  echo "floatip: molecule scenario {} started"; \
+	  if molecule test -s {} > .build/molecule/{}.log 2>&1; then \
+	    echo "floatip: molecule scenario {} passed"; \
+	  else \
+	    tail -n 150 .build/molecule/{}.log; echo "floatip: molecule scenario {} FAILED (.build/molecule/{}.log)"; exit 255; \
+	  fi'
 
 build: venv  ## the collection tarball in .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist
