@@ -73,7 +73,7 @@ def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layo
 def test_the_password_is_private() -> None:
     password = _host(NODES[0]).file("/etc/floatip/ucarp/password")
     assert password.user == "root" and password.mode == 0o600
-    assert len(password.content_string) == 20
+    assert len(password.content_string) == 19
 
 
 @pytest.mark.parametrize(
