@@ -28,6 +28,11 @@ def _host(node: str):
     return testinfra.get_host(f"docker://{node}")
 
 
+def _events(node: str) -> list[str]:
+    """What the notify hook of prepare.yml logged on a node, oldest first."""
+    return _host(node).run("cat /var/log/vip-events 2>/dev/null").stdout.splitlines()
+
+
 def _where() -> dict[str, list[str]]:
     return {vip: holders(vip, NODES) for vip in VIPS}
 
@@ -79,10 +84,15 @@ def test_a_frozen_nodes_vips_go_where_the_layout_says_and_come_back(ring_in_layo
     expected = _layout_with({victim})
     # The survivors share the victim's VIPs: no two on one node.
     assert len({expected[vip] for vip in OWNS[victim]}) == len(OWNS[victim])
+    events = {node: _events(node) for node in NODES if node != victim}
     with frozen(victim):
         for vip in OWNS[victim]:
             client_waits_for(CLIENT, vip, PORT, expected[vip], timeout=TAKEOVER)
         _settles_as(expected, timeout=TAKEOVER)
+        # The notify hook heard of it on each new holder.
+        for vip in OWNS[victim]:
+            vrid = next(each["vrid"] for each in LAYOUT["vips"] if each["address"] == vip)
+            assert f"{vip} {vrid} MASTER" in _events(expected[vip])[len(events[expected[vip]]):]
     # preempt: the thawed owner takes its VIPs back, and only it holds them.
     for vip in OWNS[victim]:
         client_waits_for(CLIENT, vip, PORT, victim, timeout=TAKEOVER)
@@ -151,6 +161,7 @@ def test_the_config_and_the_state_files_are_private_where_they_hold_secrets() ->
         ({"floatip_vip_pool": ["172.30.84.101", "172.30.84.101"]}, "floatip_vip_pool lists 172.30.84.101 more than once"),
         ({"floatip_vip_pool": ["172.30.85.101-172.30.85.110"]}, "is outside floatip_network"),
         ({"floating_ip_vrid_base": 250}, "floating_ip_vrid_base 250"),
+        ({"floating_ip_vrids_in_use": [4, 200]}, "clash with 4 in floating_ip_vrids_in_use"),
         ({"floatip_vip_pool": ["172.30.84.101-172.30.84.105"]}, "floatip_vip_pool holds 5 addresses but 5 nodes"),
         ({"floating_ip_password": "ninechars"}, "VRRPv2 keeps 8 characters"),
         ({"floating_ip_password": "secret", "floating_ip_profile": "fast"}, "VRRPv3 has no password"),
