@@ -9,6 +9,7 @@ from ansible_collections.floatip.ha.plugins.module_utils.cluster import (
     ModelError,
     build_model,
     nodes_from_hostvars,
+    source_networks,
 )
 
 
@@ -26,6 +27,14 @@ def cluster_model(network, hostvars, nodes, vip_pool=None, vips_per_node=None, v
         raise AnsibleFilterError(f"floatip.ha cluster model: {exc}") from None
 
 
+def narrow_networks(networks, variable="networks"):
+    """Checked client networks (see narrow_networks.yml for the documentation)."""
+    try:
+        return source_networks(networks, variable)
+    except ModelError as exc:
+        raise AnsibleFilterError(f"floatip.ha narrow_networks: {exc}") from None
+
+
 class FilterModule:
     def filters(self):
-        return {"cluster_model": cluster_model}
+        return {"cluster_model": cluster_model, "narrow_networks": narrow_networks}

@@ -152,6 +152,23 @@ def build_model(
     return model
 
 
+def source_networks(values: object, what: str) -> list[str]:
+    """Addresses or CIDR networks that name some clients (to trust, relay for
+    or route), as networks; refused when one of them matches every address."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ModelError(f"{what} must be a list of addresses or networks in CIDR form, got {values!r}")
+    networks = []
+    for item in values:
+        try:
+            net = ipaddress.ip_network(item, strict=False)
+        except (TypeError, ValueError):
+            raise ModelError(f"{what}: {item!r} is not an address or a network in CIDR form") from None
+        if net.prefixlen == 0:
+            raise ModelError(f"{what}: {item!r} matches every address; name the clients")
+        networks.append(str(net))
+    return networks
+
+
 def nodes_from_hostvars(names: Iterable[str], hostvars: Mapping) -> list[tuple[str, object]]:
     """(name, floatip_address) for each named host, None where unset."""
     return [(name, hostvars[name].get("floatip_address")) for name in names]

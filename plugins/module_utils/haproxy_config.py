@@ -18,9 +18,10 @@ template only lays out what it returns.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import ModelError, source_networks
 
 MODES = ("tcp", "http")
 CHECKS = ("tcp", "smtp", "pop3", "imap", "http", "none")
@@ -64,15 +65,10 @@ def _str_list(value: object, what: str) -> list[str]:
 
 
 def _networks(value: object, what: str) -> list[str]:
-    networks = []
-    for item in _str_list(value, what):
-        try:
-            net = ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ServiceError(f"{what}: {item!r} is not an address or a network in CIDR form") from None
-        if net.prefixlen == 0:
-            raise ServiceError(f"{what}: {item!r} matches every address; name the sources to route")
-        networks.append(str(net))
+    try:
+        networks = source_networks(value, what)
+    except ModelError as exc:
+        raise ServiceError(str(exc)) from None
     if not networks:
         raise ServiceError(f"{what} must name at least one source network")
     return networks

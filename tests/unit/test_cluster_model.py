@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.floatip.ha.plugins.filter.cluster_model import cluster_model
-from ansible_collections.floatip.ha.plugins.module_utils.cluster import ModelError, build_model, expand_pool
+from ansible_collections.floatip.ha.plugins.filter.cluster_model import cluster_model, narrow_networks
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import ModelError, build_model, expand_pool, source_networks
 
 NET = "172.30.80.0/24"
 NODES = [("node1", "172.30.80.11"), ("node2", "172.30.80.12"), ("node3", "172.30.80.13")]
@@ -107,3 +108,26 @@ def test_filter_reads_addresses_from_hostvars_in_node_order() -> None:
 def test_filter_error_is_an_ansible_error_with_the_message() -> None:
     with pytest.raises(AnsibleFilterError, match="floatip.ha cluster model: floatip_address is not set for node node1"):
         cluster_model(NET, {"node1": {}}, ["node1"])
+
+
+def test_narrow_networks_are_normalised_and_keep_their_order() -> None:
+    assert narrow_networks(["198.51.100.7", "192.0.2.0/24", "2001:db8::/64"], "x") == [
+        "198.51.100.7/32", "192.0.2.0/24", "2001:db8::/64"]
+    assert narrow_networks([], "x") == []
+
+
+@pytest.mark.parametrize(
+    ("networks", "message"),
+    [
+        (["0.0.0.0/0"], "trusted: '0.0.0.0/0' matches every address"),
+        (["::/0"], "trusted: '::/0' matches every address"),
+        (["10.0.0.0/33"], "trusted: '10.0.0.0/33' is not an address or a network"),
+        ([None], "trusted: None is not an address or a network"),
+        ("10.0.0.0/8", "trusted must be a list of addresses or networks"),
+    ],
+)
+def test_narrow_networks_refuse_every_address_and_garbage(networks, message: str) -> None:
+    with pytest.raises(ModelError, match=re.escape(message)):
+        source_networks(networks, "trusted")
+    with pytest.raises(AnsibleFilterError, match=re.escape(f"floatip.ha narrow_networks: {message}")):
+        narrow_networks(networks, "trusted")
