@@ -18,7 +18,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test setup host venv engine image link lab-up lab-down \
-        lint yamllint ansible-lint sanity unit molecule build clean
+        lint yamllint ansible-lint sanity unit molecule bench build clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -87,6 +87,18 @@ molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
 	  else \
 	    tail -n 150 .build/molecule/{}.log; echo "floatip: molecule scenario {} FAILED (.build/molecule/{}.log)"; exit 255; \
 	  fi'
+
+# Every benchmark under bench/, writing bench/results/. failover_gap brings
+# its own lab (bench/inventories/failover) up and down; the lab-down after it
+# is a second guard, for a run that was killed before it could clean up.
+BENCH_INVENTORY := bench/inventories/failover
+bench: setup  ## every benchmark under bench/ (about 32 minutes; results in bench/results/)
+	$(VENV)/bin/python bench/vip_layout.py
+	$(VENV)/bin/python bench/runtime_api.py
+	$(VENV)/bin/python bench/reload_under_load.py
+	status=0; $(VENV)/bin/python bench/failover_gap.py || status=$$?; \
+	  ansible-playbook -i $(BENCH_INVENTORY) lab/down.yml >/dev/null || [ $$status -ne 0 ] || status=1; \
+	  exit $$status
 
 build: venv  ## the collection tarball in .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist

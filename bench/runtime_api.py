@@ -1,0 +1,501 @@
+"""Benchmark: 100 servers drained and made ready, floatip.ha.haproxy_server against community.general.haproxy.
+
+A haproxy on loopback (a configuration in a temporary directory, an admin
+unix socket) holds one backend, ``pool``, of 100 servers (s001 to s100, all
+at one closed loopback port, no health check: no traffic at all, only the
+runtime API is used). Against that same haproxy, ansible-playbook (the
+virtualenv's, on localhost, connection local) runs for each tool:
+
+* a drain playbook, ONE task: ``floatip.ha.haproxy_server`` with the 100
+  servers in ``servers`` and ``state: drain``; or ``community.general.haproxy``
+  with ``state: drain`` looped over the 100 servers (its documented options:
+  backend, host, socket, state; wait false);
+* a ready playbook, the same with ``state: ready`` (``state: enabled``).
+
+After each playbook the bench reads ``show servers state`` from the socket,
+with its own code, and fails unless every server is drained (then ready).
+The anchor is an empty playbook (one play, no task): Ansible's own start-up
+cost, measured in the same run. Every playbook's wall time is kept; each
+tool's figure is the median over the repeats of drain + ready, raw and minus
+two anchors (two playbooks). Repeats alternate which tool goes first.
+Target: ours at least 10 times faster.
+
+Run: .venv/bin/python bench/runtime_api.py [--repeats 3]
+     .venv/bin/python bench/runtime_api.py --report-only   (table and plot again from the JSON)
+Writes bench/results/runtime_api.json (every raw time), runtime_api.md (the
+table it prints) and runtime_api.png (a bar plot). Bounded: every playbook
+has a timeout and no repeat starts once the budget (270 s) could be
+overrun; haproxy is stopped by its pid in any case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent  # the virtualenv's ansible-playbook
+COLLECTIONS = ROOT / ".build" / "collections"
+LINK = COLLECTIONS / "ansible_collections" / "floatip" / "ha"
+
+SERVERS = [f"s{i:03d}" for i in range(1, 101)]
+BACKEND = "pool"
+TARGET_RATIO = 10.0  # ours at least this many times faster
+BUDGET_S = 270.0  # the whole bench stays under 5 minutes
+PLAYBOOK_TIMEOUT_S = 120.0
+TOOLS = {
+    "ours": "floatip.ha.haproxy_server",
+    "community": "community.general.haproxy",
+}
+
+CONFIG = """\
+global
+    stats socket {dir}/admin.sock mode 600 level admin
+    stats timeout 30s
+
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+
+backend {backend}
+    balance roundrobin
+{servers}
+"""
+
+PLAY_HEAD = """\
+- name: {name}
+  hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+"""
+
+# The servers as a literal list in both tools' playbooks: no templating
+# difference between them.
+OURS_TASK = """\
+  tasks:
+    - name: Set the 100 servers {state}
+      floatip.ha.haproxy_server:
+        socket: {socket}
+        backend: {backend}
+        servers: {servers}
+        state: {state}
+"""
+
+COMMUNITY_TASK = """\
+  tasks:
+    - name: Set each of the 100 servers {state}
+      community.general.haproxy:
+        socket: {socket}
+        backend: {backend}
+        host: "{{{{ item }}}}"
+        state: {state}
+        wait: false
+      loop: {servers}
+"""
+
+
+class BenchError(Exception):
+    """The bench cannot measure, or a tool did not do what it was asked."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    raise BenchError(f"interrupted by signal {signal.Signals(signum).name}")
+
+
+# --- haproxy ----------------------------------------------------------------
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+    if not found:
+        raise BenchError("haproxy is not installed on this machine: run 'lab/host-setup.sh packages'")
+    return found
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago; the servers are never connected to)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def query(path: str, command: str) -> str:
+    """One command in the runtime API's non-interactive mode, without the collection's code."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks).decode()
+            chunks.append(data)
+
+
+def admin_states(path: str) -> dict[str, int]:
+    """srv_admin_state of each server of the backend, from ``show servers state``."""
+    lines = query(path, f"show servers state {BACKEND}").splitlines()
+    if len(lines) < 2 or not lines[1].startswith("# "):
+        raise BenchError(f"cannot read 'show servers state': {lines[:2]}")
+    header = lines[1][2:].split()
+    rows = [dict(zip(header, line.split())) for line in lines[2:] if line.strip()]
+    return {row["srv_name"]: int(row["srv_admin_state"]) for row in rows}
+
+
+def verify(path: str, wanted: str, after: str) -> None:
+    """Every server is drained (the FDRAIN bit, no maintenance) or ready (no admin flag at all)."""
+    states = admin_states(path)
+    if sorted(states) != SERVERS:
+        raise BenchError(f"after {after}: the backend holds {len(states)} servers, not the 100 expected")
+    if wanted == "drain":
+        wrong = {name: bits for name, bits in states.items() if bits & 0x08 == 0 or bits & 0x23}
+    else:
+        wrong = {name: bits for name, bits in states.items() if bits != 0}
+    if wrong:
+        sample = ", ".join(f"{name}={bits}" for name, bits in list(wrong.items())[:5])
+        raise BenchError(f"after {after}: {len(wrong)} of 100 servers are not {wanted} (srv_admin_state {sample})")
+
+
+class HAProxy:
+    """A haproxy daemon on the configuration above, stopped by its pid."""
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = haproxy_binary()
+        self.socket = str(directory / "admin.sock")
+        self.config = directory / "haproxy.cfg"
+        self.pidfile = directory / "haproxy.pid"
+        self.pid: int | None = None
+        port = closed_port()
+        servers = "\n".join(f"    server {name} 127.0.0.1:{port}" for name in SERVERS)
+        self.config.write_text(CONFIG.format(dir=directory, backend=BACKEND, servers=servers), encoding="utf-8")
+
+    def start(self) -> None:
+        done = subprocess.run([self.binary, "-D", "-f", str(self.config), "-p", str(self.pidfile)],
+                              capture_output=True, text=True, timeout=30, check=False)
+        if self.pidfile.exists():
+            self.pid = int(self.pidfile.read_text(encoding="ascii").split()[0])
+        if done.returncode != 0:
+            raise BenchError(f"haproxy did not start (rc {done.returncode}): {done.stderr.strip()}")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if time.monotonic() > deadline:
+                raise BenchError(f"haproxy did not open {self.socket} within 10 s")
+            time.sleep(0.05)
+
+    def version(self) -> str:
+        """``HAProxy 2.6.12-1+deb12u4`` from the first line of ``haproxy -v``."""
+        done = subprocess.run([self.binary, "-v"], capture_output=True, text=True, timeout=10, check=False)
+        words = done.stdout.split()
+        return f"HAProxy {words[2]}" if len(words) > 2 and words[1] == "version" else "HAProxy (version unknown)"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s."""
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if gone(pid):
+                    return
+                time.sleep(0.02)
+        log(f"haproxy {pid} did not stop")
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+# --- the playbooks ----------------------------------------------------------
+
+
+def write_playbooks(directory: Path, sock: str) -> dict[str, Path]:
+    """The anchor and, per tool, a drain and a ready playbook."""
+    servers = json.dumps(SERVERS)
+    texts = {"anchor": PLAY_HEAD.format(name="Anchor, no task") + "  tasks: []\n"}
+    for state, community_state in (("drain", "drain"), ("ready", "enabled")):
+        texts[f"ours_{state}"] = PLAY_HEAD.format(name=f"ours {state}") + OURS_TASK.format(
+            state=state, socket=sock, backend=BACKEND, servers=servers)
+        texts[f"community_{state}"] = PLAY_HEAD.format(name=f"community {state}") + COMMUNITY_TASK.format(
+            state=community_state, socket=sock, backend=BACKEND, servers=servers)
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = directory / f"{name}.yml"
+        paths[name].write_text(text, encoding="utf-8")
+    (directory / "inventory.ini").write_text("localhost ansible_connection=local\n", encoding="utf-8")
+    return paths
+
+
+def playbook_time(path: Path, timeout: float) -> float:
+    """Wall time of one ansible-playbook run, in seconds; a failed run is an error."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    argv = [str(BIN / "ansible-playbook"), "-i", str(path.parent / "inventory.ini"), str(path)]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT, env=env)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{path.name} did not finish within {timeout:.0f} s") from None
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise BenchError(f"{path.name} failed (rc {done.returncode}):\n{tail}")
+    return elapsed
+
+
+# --- the run ----------------------------------------------------------------
+
+
+def median_or_none(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def summarize(report: dict[str, Any]) -> None:
+    anchor = median_or_none(report["anchor_s"])
+    report["anchor_median_s"] = anchor
+    for tool, entry in report["tools"].items():
+        totals = [d + r for d, r in zip(entry["drain_s"], entry["ready_s"])]
+        entry["total_s"] = [round(t, 3) for t in totals]
+        entry["median_drain_s"] = median_or_none(entry["drain_s"])
+        entry["median_ready_s"] = median_or_none(entry["ready_s"])
+        entry["median_total_s"] = median_or_none(totals)
+        # Two playbooks, two Ansible start-ups.
+        entry["median_total_net_s"] = (round(entry["median_total_s"] - 2 * anchor, 3)
+                                       if anchor is not None and entry["median_total_s"] is not None else None)
+        entry["module"] = TOOLS[tool]
+    ours, community = report["tools"]["ours"], report["tools"]["community"]
+    for key, ratio in (("median_total_s", "ratio"), ("median_total_net_s", "ratio_net")):
+        report[ratio] = (round(community[key] / ours[key], 1)
+                         if ours.get(key) and community.get(key) is not None and ours[key] > 0 else None)
+
+
+def table(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    anchor = report.get("anchor_median_s")
+    lines = [
+        "# runtime_api: 100 servers drained then made ready, ours against community.general.haproxy",
+        "",
+        f"One backend of 100 servers on a loopback {report['haproxy']}. Per tool, a drain playbook and a ready",
+        "playbook, each with ONE task (ours: the 100 servers in one call; community.general.haproxy: a loop of 100),",
+        "run with ansible-playbook on localhost (connection local); each checked through the socket",
+        "(`show servers state`). Times: medians over the repeats (drain and ready each, and their sum per repeat);",
+        f"net = the sum minus two anchors (an empty playbook, Ansible's start-up: median {anchor if anchor is not None else '-'} s). "
+        f"Target: ours at least {TARGET_RATIO:.0f} times faster.",
+        f"{m['cores']} cores, kernel {m['kernel']}, {report['date']}, load average {m['load_start']} at the start, "
+        f"{m['load_end'] if 'load_end' in m else '-'} at the end; ansible-core {report['versions']['ansible-core']}, "
+        f"community.general {report['versions']['community.general']}.",
+        "",
+        "| tool | repeats | median drain s | median ready s | median drain+ready s | net of anchors s | ratio | net ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tool, entry in report["tools"].items():
+        first = tool == "ours"
+        ratio = "1" if first else cell(report.get("ratio"), "x", 1)
+        net_ratio = "1" if first else cell(report.get("ratio_net"), "x", 1)
+        lines.append(f"| {entry['module']} | {len(entry['total_s'])} | {cell(entry['median_drain_s'])} | "
+                     f"{cell(entry['median_ready_s'])} | {cell(entry['median_total_s'])} | "
+                     f"{cell(entry['median_total_net_s'])} | {ratio} | {net_ratio} |")
+    if report.get("ratio") is not None:
+        met = report["ratio"] >= TARGET_RATIO
+        lines += ["", f"Target ({TARGET_RATIO:.0f}x, raw wall time): {'met' if met else 'MISSED'}, ours is "
+                  f"{report['ratio']}x faster ({report.get('ratio_net')}x net of Ansible's start-up)."]
+    if report.get("notes"):
+        lines += ["", "Notes:", "", *[f"- {note}" for note in report["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def cell(value: float | None, suffix: str = "", digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    tools = list(report["tools"])
+    anchor = report.get("anchor_median_s") or 0.0
+    fig, ax = plt.subplots(figsize=(8, 5))
+    width = 0.36
+    for i, tool in enumerate(tools):
+        entry = report["tools"][tool]
+        if not entry["total_s"]:
+            continue
+        # The repeat whose total is the median: its drain and ready parts.
+        middle = entry["total_s"].index(statistics.median_low(entry["total_s"]))
+        drain, ready = entry["drain_s"][middle], entry["ready_s"][middle]
+        points = entry["total_s"]
+        for offset, minus, label, alpha in ((-width / 2, 0.0, "raw", 1.0), (width / 2, anchor, "net of anchors", 0.55)):
+            x = i + offset
+            low, high = max(drain - minus, 0.0), max(ready - minus, 0.0)
+            ax.bar(x, low, width, color="tab:orange", alpha=alpha, label=f"drain ({label})" if i == 0 else None)
+            ax.bar(x, high, width, bottom=low, color="tab:blue", alpha=alpha, label=f"ready ({label})" if i == 0 else None)
+            ax.text(x, low + high, f"{low + high:.2f} s", ha="center", va="bottom", fontsize=9)
+        # Beside the raw bar, clear of its label.
+        ax.scatter([i - width - 0.04] * len(points), points, color="black", s=12, zorder=3,
+                   label="each repeat, drain + ready (raw)" if i == 0 else None)
+    ax.axhline(2 * anchor, color="grey", linestyle="--", linewidth=1, label="two empty playbooks (anchor)")
+    ax.set_xticks(range(len(tools)), [report["tools"][t]["module"] for t in tools])
+    ax.set_ylabel("seconds, drain + ready of 100 servers (median)")
+    ratio = report.get("ratio")
+    ax.set_title(f"Runtime API, 100 servers: ours {ratio if ratio is not None else '-'}x faster "
+                 f"({report.get('ratio_net', '-')}x net)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    m = report["machine"]
+    fig.text(0.99, 0.01, f"{m['cores']} cores, {report['date'][:10]}, {report['haproxy']}", ha="right", fontsize=7,
+             color="grey")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(report: dict[str, Any]) -> str:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "runtime_api.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    text = table(report)
+    (RESULTS / "runtime_api.md").write_text(text, encoding="utf-8")
+    plot(report, RESULTS / "runtime_api.png")
+    return text
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in ("ansible-core", "ansible"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    manifest = Path(sysconfig.get_paths()["purelib"]) / "ansible_collections" / "community" / "general" / "MANIFEST.json"
+    try:
+        found["community.general"] = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]["version"]
+    except (OSError, ValueError, KeyError):
+        found["community.general"] = None
+    return found
+
+
+def measure(report: dict[str, Any], playbooks: dict[str, Path], sock: str, repeats: int, start: float) -> None:
+    """The repeats: an anchor, then each tool's drain and ready, verified; tools alternate in going first."""
+    tools = report["tools"]
+    per_repeat = None
+    for repeat in range(repeats):
+        elapsed = time.monotonic() - start
+        if per_repeat is not None and elapsed + per_repeat * 1.5 > BUDGET_S:
+            report["notes"].append(f"only {repeat} of {repeats} repeats: another one could overrun the "
+                                   f"{BUDGET_S:.0f} s budget (one took {per_repeat:.0f} s)")
+            return
+        began = time.monotonic()
+        report["anchor_s"].append(round(playbook_time(playbooks["anchor"], PLAYBOOK_TIMEOUT_S), 3))
+        order = ["ours", "community"] if repeat % 2 == 0 else ["community", "ours"]
+        for tool in order:
+            verify(sock, "ready", f"repeat {repeat + 1}, before {tool}")
+            for state in ("drain", "ready"):
+                remaining = BUDGET_S + 20 - (time.monotonic() - start)
+                seconds = playbook_time(playbooks[f"{tool}_{state}"], min(PLAYBOOK_TIMEOUT_S, max(remaining, 5.0)))
+                verify(sock, state, f"repeat {repeat + 1}, {tool} {state}")
+                tools[tool][f"{state}_s"].append(round(seconds, 3))
+            log(f"repeat {repeat + 1}: {tool} drain {tools[tool]['drain_s'][-1]:.2f} s, "
+                f"ready {tools[tool]['ready_s'][-1]:.2f} s")
+        per_repeat = time.monotonic() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each playbook; the median is reported")
+    parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
+    args = parser.parse_args()
+    if args.report_only:
+        report = json.loads((RESULTS / "runtime_api.json").read_text(encoding="utf-8"))
+        summarize(report)
+        print(write(report), end="")
+        return 0
+    if not LINK.exists():
+        LINK.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(ROOT, LINK.parent), LINK)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_signal)
+
+    start = time.monotonic()
+    report: dict[str, Any] = {
+        "benchmark": "runtime_api",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
+                    "python": platform.python_version(), "load_start": [round(x, 2) for x in os.getloadavg()]},
+        "versions": versions(),
+        "method": {"servers": len(SERVERS), "backend": BACKEND, "repeats": args.repeats,
+                   "connection": "local", "budget_s": BUDGET_S},
+        "anchor_s": [],
+        "tools": {tool: {"drain_s": [], "ready_s": []} for tool in TOOLS},
+        "notes": [],
+        "complete": False,
+    }
+    status = 0
+    directory = Path(tempfile.mkdtemp(prefix="floatip-rtapi-"))  # short: a unix socket path stays under 108 bytes
+    haproxy = None
+    try:
+        haproxy = HAProxy(directory)
+        report["haproxy"] = haproxy.version()
+        haproxy.start()
+        report["haproxy_show_info_version"] = next(
+            (line.split(":", 1)[1].strip() for line in query(haproxy.socket, "show info").splitlines()
+             if line.startswith("Version:")), None)
+        log(f"runtime_api: {report['haproxy']}, 100 servers, {args.repeats} repeats")
+        playbooks = write_playbooks(directory, haproxy.socket)
+        measure(report, playbooks, haproxy.socket, args.repeats, start)
+        report["complete"] = not report["notes"]
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        status = 1
+        report["notes"].append(f"FAILED: {exc}")
+        log(f"FAILED: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if haproxy is not None:
+            haproxy.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    report.setdefault("haproxy", "haproxy (not started)")
+    report["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["total_s"] = round(time.monotonic() - start, 1)
+    summarize(report)
+    text = write(report)
+    print(text, end="")
+    print(f"\nwritten: {RESULTS / 'runtime_api.json'}, runtime_api.md, runtime_api.png ({report['total_s']:.0f} s)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
