@@ -65,7 +65,13 @@ lint: yamllint ansible-lint  ## yamllint and ansible-lint (production profile)
 yamllint: venv
 	yamllint --strict .
 
+# A copy of this collection that molecule's prerun once installed (see
+# .config/molecule/config.yml) is found by ansible-lint before this checkout
+# and may lack its newest roles: it goes.
+STALE_COPY := $(HOME)/.ansible/collections/ansible_collections/floatip/ha
 ansible-lint: venv link
+	@if [ -d $(STALE_COPY) ] && [ ! -L $(STALE_COPY) ]; then \
+	  echo "floatip: removing $(STALE_COPY), an installed copy that would shadow this checkout"; rm -rf $(STALE_COPY); fi
 	ansible-lint --offline
 
 sanity: venv  ## ansible-test sanity on the built collection
