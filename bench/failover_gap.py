@@ -37,11 +37,9 @@ Writes bench/results/failover_gap.json (every trial, raw), failover_gap.md
 from __future__ import annotations
 
 import argparse
-import datetime
 import ipaddress
 import json
 import os
-import platform
 import queue
 import secrets
 import signal
@@ -55,15 +53,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from _results import (cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, log, machine, machine_line,
+                      note_lines, now, pyplot, read, save_figure, write, write_and_print)
+
+NAME = "failover_gap"
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-RESULTS = BENCH / "results"
 INVENTORY = BENCH / "inventories" / "failover"
 CONVERGE = BENCH / "playbooks" / "converge.yml"
 PROBE_SOURCE = (BENCH / "gap_probe.py").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent  # the virtualenv's ansible-playbook
-COLLECTIONS = ROOT / ".build" / "collections"
-LINK = COLLECTIONS / "ansible_collections" / "floatip" / "ha"
 
 TARGET_MS = 400.0  # the fast profile's p99 gap must stay under this
 INTERVAL = 0.01  # seconds between the client's requests
@@ -114,10 +113,6 @@ class Interrupted(Exception):
 
 def on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(f"signal {signal.Signals(signum).name}")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- the lab --------------------------------------------------------------
@@ -465,7 +460,7 @@ def run_setting(lab: Lab, setting: Setting, later: list[Setting], args: argparse
     def one(kind: str, number: int) -> bool:
         nonlocal failures_in_a_row
         record: dict[str, Any] = {"trial": number, "kind": kind, "ok": False,
-                                  "load": [round(x, 2) for x in os.getloadavg()]}
+                                  "load": load_average()}
         try:
             trial(lab, setting, kind, record)
         except (TimeoutError, RuntimeError, subprocess.SubprocessError) as exc:
@@ -547,12 +542,7 @@ def run_setting(lab: Lab, setting: Setting, later: list[Setting], args: argparse
 # --- the report -----------------------------------------------------------
 
 
-def cell(value: Any) -> str:
-    return "-" if value is None else f"{value:.0f}" if isinstance(value, float) else str(value)
-
-
 def table(report: dict[str, Any]) -> str:
-    m = report["machine"]
     lines = [
         "# failover_gap: the client-visible gap when a VIP holder dies",
         "",
@@ -562,7 +552,7 @@ def table(report: dict[str, Any]) -> str:
         "answers steadily. Failback: the same gap while the VIP returns to node1 (unpaused, or booted again).",
         "p99 is interpolated between the largest gaps of the trials; 10 ms means no request went unanswered.",
         f"Target: fast profile p99 < {TARGET_MS:.0f} ms.",
-        f"{m['cores']} cores, kernel {m['kernel']}, {report['date']}; total {report.get('total_s', 0) / 60:.1f} min; "
+        f"{machine_line(report)}; total {report.get('total_s', 0) / 60:.1f} min; "
         f"{report.get('other_containers', 0)} other containers running on the machine at the start.",
         "",
         "| setting | failure | trials | median ms | p99 ms | max ms | failback median ms | failback max ms | target |",
@@ -577,28 +567,23 @@ def table(report: dict[str, Any]) -> str:
             target = ""
             if name == "keepalived_fast" and s["n"]:
                 target = "met" if s["p99_ms"] < TARGET_MS else "MISSED"
-            lines.append(f"| {entry['label']} | {kind} | {trials} | {cell(s.get('median_ms'))} | {cell(s.get('p99_ms'))} | "
-                         f"{cell(s.get('max_ms'))} | {cell(fb.get('median_ms'))} | {cell(fb.get('max_ms'))} | {target} |")
-    notes = [f"- {entry['label']}: {note}" for entry in report["settings"].values() for note in entry.get("notes", [])]
+            lines.append(f"| {entry['label']} | {kind} | {trials} | {cell(s.get('median_ms'), 0)} | {cell(s.get('p99_ms'), 0)} | "
+                         f"{cell(s.get('max_ms'), 0)} | {cell(fb.get('median_ms'), 0)} | {cell(fb.get('max_ms'), 0)} | "
+                         f"{target} |")
+    notes = [f"{entry['label']}: {note}" for entry in report["settings"].values() for note in entry.get("notes", [])]
     for entry in report["settings"].values():
         for kind in ("freeze", "kill"):
             block = entry[kind]
             if block.get("heartbeat_restarts"):
-                notes.append(f"- {entry['label']}, {kind}: in {block['heartbeat_restarts']} of {len(block['trials'])} trials "
+                notes.append(f"{entry['label']}, {kind}: in {block['heartbeat_restarts']} of {len(block['trials'])} trials "
                              "heartbeat.service stopped on a node after the pair healed and the bench started it again; "
                              "their failback gaps are left out")
-    notes += [f"- {note}" for note in report.get("notes", [])]
-    if notes:
-        lines += ["", "Notes:", "", *notes]
-    return "\n".join(lines) + "\n"
+    notes += report.get("notes", [])
+    return "\n".join(lines + note_lines(notes)) + "\n"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
+    plt = pyplot()
     names = list(report["settings"])
     kinds = [("freeze", "tab:blue"), ("kill", "tab:red")]
     fig_, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
@@ -625,21 +610,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     axes[0].legend(unique.values(), unique.keys(), loc="lower left")
-    m = report["machine"]
     fig_.suptitle(f"floatip.ha failover gap, a request every {report['method']['interval_ms']:.0f} ms "
-                  f"({m['cores']} cores, {report['date'][:10]})")
-    fig_.tight_layout()
-    fig_.savefig(path, dpi=110)
-    plt.close(fig_)
-
-
-def write(report: dict[str, Any]) -> str:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "failover_gap.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    text = table(report)
-    (RESULTS / "failover_gap.md").write_text(text, encoding="utf-8")
-    plot(report, RESULTS / "failover_gap.png")
-    return text
+                  f"({figure_label(report)})")
+    save_figure(fig_, path)
 
 
 # --- main -----------------------------------------------------------------
@@ -658,14 +631,11 @@ def main() -> int:
     args.min_kill = min(args.min_kill, args.kill)
 
     if args.report_only:
-        print(write(json.loads((RESULTS / "failover_gap.json").read_text(encoding="utf-8"))), end="")
+        print(write(NAME, read(NAME), table, plot), end="")
         return 0
 
-    if not LINK.exists():
-        LINK.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(ROOT, LINK.parent), LINK)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    link_collection()
+    handle_signals(on_signal)
 
     budget = Budget(args.budget, hard_limit=args.hard_limit)
     lab = Lab.from_inventory()
@@ -684,13 +654,11 @@ def main() -> int:
     ours = set(lab.containers.values())
     others = [n for n in docker("ps", "--format", "{{.Names}}").split() if n not in ours]
     report: dict[str, Any] = {
-        "benchmark": "failover_gap",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
-                    "python": platform.python_version(),
-                    "docker": docker("version", "--format", "{{.Server.Version}}", check=False)},
+        "benchmark": NAME,
+        "date": now(),
+        "machine": machine(docker=docker("version", "--format", "{{.Server.Version}}", check=False)),
         "other_containers": len(others),
-        "load_start": [round(x, 2) for x in os.getloadavg()],
+        "load_start": load_average(),
         "method": {"interval_ms": INTERVAL * 1000, "request_timeout_ms": REQUEST_TIMEOUT * 1000,
                    "freeze_trials": args.freeze, "kill_trials_max": args.kill, "kill_trials_min": args.min_kill,
                    "budget_s": args.budget, "hard_limit_s": args.hard_limit, "vip": lab.vips[0], "holder": lab.node_a, "peer": lab.node_b,
@@ -735,15 +703,14 @@ def main() -> int:
                     for kind in ("freeze", "kill"):
                         summarize(report["settings"][setting.name][kind])
                 report["total_s"] = round(budget.elapsed(), 1)
-                write(report)
+                write(NAME, report, table, plot)
             report["complete"] = status == 0
         except Interrupted as exc:
             status = 130
             report["notes"].append(f"interrupted by {exc}")
             log(f"interrupted by {exc}: removing the bench lab")
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            ignore_signals()
             try:
                 lab_down(lab)
             except (RuntimeError, subprocess.SubprocessError) as exc:
@@ -754,14 +721,11 @@ def main() -> int:
         report["notes"].append(
             f"the run took {report['total_s'] / 60:.0f} min, over the budget of {args.budget / 60:.0f} min: "
             f"the labs and the minimum of trials ({args.freeze} freeze, {args.min_kill} kill per setting) do not fit in it")
-    report["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["load_end"] = load_average()
     for entry in report["settings"].values():
         for kind in ("freeze", "kill"):
             summarize(entry[kind])
-    text = write(report)
-    print(text, end="")
-    print(f"\nwritten: {RESULTS / 'failover_gap.json'}, failover_gap.md, failover_gap.png "
-          f"({report['total_s'] / 60:.1f} min)")
+    write_and_print(NAME, report, table, plot, f"{report['total_s'] / 60:.1f} min")
     return status
 
 

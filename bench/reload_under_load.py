@@ -34,11 +34,9 @@ workers stop by themselves and every process is stopped by its pid at the end.
 from __future__ import annotations
 
 import argparse
-import datetime
 import errno
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -52,8 +50,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from _results import (cell, figure_label, handle_signals, haproxy_binary, ignore_signals, load_average, load_line, log, machine,
+                      machine_line, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+
+NAME = "reload_under_load"
 
 MIN_RATE = 500.0  # the load asked for, requests a second at least
 REQUEST_TIMEOUT = 2.0  # seconds for a whole request: connect, send, answer
@@ -122,10 +122,6 @@ backend be_web
 
 class BenchError(Exception):
     """The bench cannot measure: a process did not start, a reload did not happen, a worker failed."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def on_signal(signum: int, _frame: object) -> None:
@@ -216,13 +212,6 @@ def worker_main(spec_text: str) -> int:
 # --- processes --------------------------------------------------------------
 
 
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
-    if not found:
-        raise BenchError("haproxy is not installed on this machine: run 'lab/host-setup.sh packages'")
-    return found
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -246,15 +235,6 @@ def query(path: str, command: str, timeout: float = 5.0) -> str:
             chunks.append(data)
 
 
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def children(pid: int) -> list[int]:
     """The pids whose parent is pid (a haproxy master's workers, old and new)."""
     found = []
@@ -268,21 +248,6 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
-
-
-def stop_pid(pid: int, grace: float = 5.0) -> bool:
-    """SIGTERM, then SIGKILL after grace seconds; True when the process is gone."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if gone(pid):
-                return True
-            time.sleep(0.02)
-    return gone(pid)
 
 
 def get_ok(port: int) -> bool:
@@ -513,12 +478,8 @@ def kind_cells(phase: dict[str, Any]) -> list[str]:
     return cells
 
 
-def cell(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def table(report: dict[str, Any]) -> str:
-    m, method = report["machine"], report["method"]
+    method = report["method"]
     lines = [
         "# reload_under_load: requests lost while HAProxy reloads once a second",
         "",
@@ -527,8 +488,7 @@ def table(report: dict[str, Any]) -> str:
         f"connection, HTTP/1.1 GET with Connection: close, {REQUEST_TIMEOUT:.0f} s timeout. Reload as the role's",
         "systemd unit does it: `haproxy -c`, servers' states saved, `kill -USR2` to the master. The anchor: the same",
         "load without reloads. Non-200: an answer with another status; other: any other error.",
-        f"{m['cores']} cores, kernel {m['kernel']}, {report['date']}, load average {m['load_start']} at the start, "
-        f"{m.get('load_end', '-')} at the end; total {report.get('total_s', 0):.0f} s. Target: zero failed requests.",
+        f"{machine_line(report)}, {load_line(report)}; total {report.get('total_s', 0):.0f} s. Target: zero failed requests.",
         "",
         "| phase | s | reloads | requests | req/s achieved (min in a second) | failed | failed % | refused | reset | "
         "timeout | empty | non-200 | other | p50 ms | p99 ms | max ms |",
@@ -539,25 +499,19 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {phase['name']} | {phase['duration_s']:.0f} | {len(phase.get('reloads', []))} | {phase['requests']} | "
             f"{phase['rate_achieved']:.0f} ({phase['rate_min_per_second']}) | {phase['failed']} | "
-            f"{cell(phase['failed_pct'], 3)} | {' | '.join(kind_cells(phase))} | {cell(lat['p50'])} | "
-            f"{cell(lat['p99'])} | {cell(lat['max'])} |")
+            f"{cell(phase['failed_pct'], 3)} | {' | '.join(kind_cells(phase))} | {cell(lat['p50'], 1)} | "
+            f"{cell(lat['p99'], 1)} | {cell(lat['max'], 1)} |")
     reload_phase = next((p for p in report["phases"] if p.get("reloads")), None)
     if reload_phase is not None:
         met = reload_phase["failed"] == 0
         lines += ["", f"Target (zero failed requests during reloads): {'met' if met else 'MISSED'}, "
                   f"{reload_phase['failed']} of {reload_phase['requests']} failed over "
                   f"{len(reload_phase['reloads'])} reloads."]
-    if report.get("notes"):
-        lines += ["", "Notes:", "", *[f"- {note}" for note in report["notes"]]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
+    plt = pyplot()
     phases = report["phases"]
     if not phases:
         return
@@ -611,21 +565,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         bottom.legend(fontsize=8, loc="upper right")
     bottom.grid(alpha=0.3)
     reloaded = next((p for p in phases if p.get("reloads")), phases[-1])
-    m = report["machine"]
     fig.suptitle(f"HAProxy reloaded every second under {report['method']['rate']:.0f} requests/s: "
-                 f"{reloaded['failed']} of {reloaded['requests']} failed ({m['cores']} cores, {report['date'][:10]})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write(report: dict[str, Any]) -> str:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reload_under_load.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    text = table(report)
-    (RESULTS / "reload_under_load.md").write_text(text, encoding="utf-8")
-    plot(report, RESULTS / "reload_under_load.png")
-    return text
+                 f"{reloaded['failed']} of {reloaded['requests']} failed ({figure_label(report)})")
+    save_figure(fig, path)
 
 
 # --- main -------------------------------------------------------------------
@@ -659,17 +601,15 @@ def main() -> int:
     if args.worker:
         return worker_main(args.worker)
     if args.report_only:
-        print(write(json.loads((RESULTS / "reload_under_load.json").read_text(encoding="utf-8"))), end="")
+        print(write(NAME, read(NAME), table, plot), end="")
         return 0
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    handle_signals(on_signal)
 
     began = time.monotonic()
     report: dict[str, Any] = {
-        "benchmark": "reload_under_load",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
-                    "python": platform.python_version(), "load_start": [round(x, 2) for x in os.getloadavg()]},
+        "benchmark": NAME,
+        "date": now(),
+        "machine": machine(load_start=load_average()),
         "method": {"rate": args.rate, "workers": args.workers, "threads_per_worker": THREADS,
                    "request_timeout_s": REQUEST_TIMEOUT, "anchor_s": args.anchor, "reload_s": args.duration,
                    "reload_every_s": 1.0, "late_ms": LATE_MS},
@@ -715,8 +655,7 @@ def main() -> int:
         report["notes"].append(f"FAILED: {exc}")
         log(f"FAILED: {exc}")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         for proc in processes:
             if proc.poll() is None:
                 proc.kill()
@@ -728,12 +667,9 @@ def main() -> int:
                 report["notes"].append(f"processes {stuck} of {daemon.config.name} would not stop")
         shutil.rmtree(directory, ignore_errors=True)
     report.setdefault("haproxy", "HAProxy")
-    report["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["load_end"] = load_average()
     report["total_s"] = round(time.monotonic() - began, 1)
-    text = write(report)
-    print(text, end="")
-    print(f"\nwritten: {RESULTS / 'reload_under_load.json'}, reload_under_load.md, reload_under_load.png "
-          f"({report['total_s']:.0f} s)")
+    write_and_print(NAME, report, table, plot, f"{report['total_s']:.0f} s")
     return status
 
 

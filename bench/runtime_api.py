@@ -31,10 +31,8 @@ overrun; haproxy is stopped by its pid in any case.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -48,11 +46,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _results import (cell, figure_label, handle_signals, haproxy_binary, ignore_signals, link_collection, load_average, load_line, log,
+                      machine, machine_line, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+
+NAME = "runtime_api"
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent  # the virtualenv's ansible-playbook
-COLLECTIONS = ROOT / ".build" / "collections"
-LINK = COLLECTIONS / "ansible_collections" / "floatip" / "ha"
 
 SERVERS = [f"s{i:03d}" for i in range(1, 101)]
 BACKEND = "pool"
@@ -117,22 +116,11 @@ class BenchError(Exception):
     """The bench cannot measure, or a tool did not do what it was asked."""
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def on_signal(signum: int, _frame: object) -> None:
     raise BenchError(f"interrupted by signal {signal.Signals(signum).name}")
 
 
 # --- haproxy ----------------------------------------------------------------
-
-
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
-    if not found:
-        raise BenchError("haproxy is not installed on this machine: run 'lab/host-setup.sh packages'")
-    return found
 
 
 def closed_port() -> int:
@@ -217,26 +205,8 @@ class HAProxy:
         if self.pid is None:
             return
         pid, self.pid = self.pid, None
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                if gone(pid):
-                    return
-                time.sleep(0.02)
-        log(f"haproxy {pid} did not stop")
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+        if not stop_pid(pid):
+            log(f"haproxy {pid} did not stop")
 
 
 # --- the playbooks ----------------------------------------------------------
@@ -303,7 +273,6 @@ def summarize(report: dict[str, Any]) -> None:
 
 
 def table(report: dict[str, Any]) -> str:
-    m = report["machine"]
     anchor = report.get("anchor_median_s")
     lines = [
         "# runtime_api: 100 servers drained then made ready, ours against community.general.haproxy",
@@ -314,8 +283,7 @@ def table(report: dict[str, Any]) -> str:
         "(`show servers state`). Times: medians over the repeats (drain and ready each, and their sum per repeat);",
         f"net = the sum minus two anchors (an empty playbook, Ansible's start-up: median {anchor if anchor is not None else '-'} s). "
         f"Target: ours at least {TARGET_RATIO:.0f} times faster.",
-        f"{m['cores']} cores, kernel {m['kernel']}, {report['date']}, load average {m['load_start']} at the start, "
-        f"{m['load_end'] if 'load_end' in m else '-'} at the end; ansible-core {report['versions']['ansible-core']}, "
+        f"{machine_line(report)}, {load_line(report)}; ansible-core {report['versions']['ansible-core']}, "
         f"community.general {report['versions']['community.general']}.",
         "",
         "| tool | repeats | median drain s | median ready s | median drain+ready s | net of anchors s | ratio | net ratio |",
@@ -323,30 +291,20 @@ def table(report: dict[str, Any]) -> str:
     ]
     for tool, entry in report["tools"].items():
         first = tool == "ours"
-        ratio = "1" if first else cell(report.get("ratio"), "x", 1)
-        net_ratio = "1" if first else cell(report.get("ratio_net"), "x", 1)
-        lines.append(f"| {entry['module']} | {len(entry['total_s'])} | {cell(entry['median_drain_s'])} | "
-                     f"{cell(entry['median_ready_s'])} | {cell(entry['median_total_s'])} | "
-                     f"{cell(entry['median_total_net_s'])} | {ratio} | {net_ratio} |")
+        ratio = "1" if first else cell(report.get("ratio"), 1, "x")
+        net_ratio = "1" if first else cell(report.get("ratio_net"), 1, "x")
+        lines.append(f"| {entry['module']} | {len(entry['total_s'])} | {cell(entry['median_drain_s'], 2)} | "
+                     f"{cell(entry['median_ready_s'], 2)} | {cell(entry['median_total_s'], 2)} | "
+                     f"{cell(entry['median_total_net_s'], 2)} | {ratio} | {net_ratio} |")
     if report.get("ratio") is not None:
         met = report["ratio"] >= TARGET_RATIO
         lines += ["", f"Target ({TARGET_RATIO:.0f}x, raw wall time): {'met' if met else 'MISSED'}, ours is "
                   f"{report['ratio']}x faster ({report.get('ratio_net')}x net of Ansible's start-up)."]
-    if report.get("notes"):
-        lines += ["", "Notes:", "", *[f"- {note}" for note in report["notes"]]]
-    return "\n".join(lines) + "\n"
-
-
-def cell(value: float | None, suffix: str = "", digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+    return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
+    plt = pyplot()
     tools = list(report["tools"])
     anchor = report.get("anchor_median_s") or 0.0
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -376,21 +334,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
                  f"({report.get('ratio_net', '-')}x net)")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
-    m = report["machine"]
-    fig.text(0.99, 0.01, f"{m['cores']} cores, {report['date'][:10]}, {report['haproxy']}", ha="right", fontsize=7,
-             color="grey")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write(report: dict[str, Any]) -> str:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "runtime_api.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    text = table(report)
-    (RESULTS / "runtime_api.md").write_text(text, encoding="utf-8")
-    plot(report, RESULTS / "runtime_api.png")
-    return text
+    fig.text(0.99, 0.01, f"{figure_label(report)}, {report['haproxy']}", ha="right", fontsize=7, color="grey")
+    save_figure(fig, path)
 
 
 def versions() -> dict[str, str | None]:
@@ -439,22 +384,18 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
     args = parser.parse_args()
     if args.report_only:
-        report = json.loads((RESULTS / "runtime_api.json").read_text(encoding="utf-8"))
+        report = read(NAME)
         summarize(report)
-        print(write(report), end="")
+        print(write(NAME, report, table, plot), end="")
         return 0
-    if not LINK.exists():
-        LINK.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(ROOT, LINK.parent), LINK)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    link_collection()
+    handle_signals(on_signal)
 
     start = time.monotonic()
     report: dict[str, Any] = {
-        "benchmark": "runtime_api",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
-                    "python": platform.python_version(), "load_start": [round(x, 2) for x in os.getloadavg()]},
+        "benchmark": NAME,
+        "date": now(),
+        "machine": machine(load_start=load_average()),
         "versions": versions(),
         "method": {"servers": len(SERVERS), "backend": BACKEND, "repeats": args.repeats,
                    "connection": "local", "budget_s": BUDGET_S},
@@ -482,18 +423,15 @@ def main() -> int:
         report["notes"].append(f"FAILED: {exc}")
         log(f"FAILED: {exc}")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         if haproxy is not None:
             haproxy.stop()
         shutil.rmtree(directory, ignore_errors=True)
     report.setdefault("haproxy", "haproxy (not started)")
-    report["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["load_end"] = load_average()
     report["total_s"] = round(time.monotonic() - start, 1)
     summarize(report)
-    text = write(report)
-    print(text, end="")
-    print(f"\nwritten: {RESULTS / 'runtime_api.json'}, runtime_api.md, runtime_api.png ({report['total_s']:.0f} s)")
+    write_and_print(NAME, report, table, plot, f"{report['total_s']:.0f} s")
     return status
 
 

@@ -16,28 +16,22 @@ bench/results/vip_layout.md (the tables it prints).
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
 import sys
 import time
 from collections import Counter
 from itertools import combinations
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COLLECTIONS = ROOT / ".build" / "collections"
-LINK = COLLECTIONS / "ansible_collections" / "floatip" / "ha"
-if not LINK.exists():
-    LINK.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(os.path.relpath(ROOT, LINK.parent), LINK)
+from _results import COLLECTIONS, RESULTS, link_collection
+
+link_collection()
 sys.path.insert(0, str(COLLECTIONS))
 
 from ansible_collections.floatip.ha.plugins.filter.vip_layout import vip_layout  # noqa: E402
 from ansible_collections.floatip.ha.plugins.module_utils import layout  # noqa: E402
 from ansible_collections.floatip.ha.plugins.module_utils.cluster import build_model  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 NODES = range(2, 9)
 VIPS_PER_NODE = range(1, 4)
 RUNS = 7

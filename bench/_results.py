@@ -1,0 +1,184 @@
+"""What the benchmarks under bench/ share: writing their results, describing the machine, small helpers.
+
+A benchmark NAME writes bench/results/NAME.json (its report, every raw
+figure), NAME.md (the table it prints) and NAME.png (its plot) with
+``write`` (``write_and_print`` at the end of a run), and reads the JSON back
+with ``read`` for ``--report-only``. Its report describes the machine with
+``now``, ``machine`` and ``load_average``; its table and its figure name that
+machine with ``machine_line``, ``load_line`` and ``figure_label``, format
+numbers with ``cell`` and end with ``note_lines``; ``pyplot`` and
+``save_figure`` open and write the figure. The rest are helpers the
+benchmarks repeat: a log line, signals around the cleanup, the collection
+link under .build, the haproxy binary, and stopping a process by its pid.
+
+Just functions, no framework: the scripts import them from ``_results``
+(they run from bench/, which Python puts first on the path). Standard
+library and matplotlib only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+COLLECTIONS = ROOT / ".build" / "collections"
+
+
+# --- the results ------------------------------------------------------------
+
+
+def write(name: str, report: dict[str, Any], table: Callable[[dict[str, Any]], str],
+          plot: Callable[[dict[str, Any], Path], None]) -> str:
+    """Write NAME.json, NAME.md (``table(report)``) and NAME.png (``plot``) to bench/results; the table."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    text = table(report)
+    (RESULTS / f"{name}.md").write_text(text, encoding="utf-8")
+    plot(report, RESULTS / f"{name}.png")
+    return text
+
+
+def read(name: str) -> dict[str, Any]:
+    """The report in bench/results/NAME.json."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def write_and_print(name: str, report: dict[str, Any], table: Callable[[dict[str, Any]], str],
+                    plot: Callable[[dict[str, Any], Path], None], took: str) -> None:
+    """``write``, then print the table and where the results went, with how long the run ``took``."""
+    print(write(name, report, table, plot), end="")
+    print(f"\nwritten: {RESULTS / f'{name}.json'}, {name}.md, {name}.png ({took})")
+
+
+# --- the machine ------------------------------------------------------------
+
+
+def now() -> str:
+    """The date of a run: UTC, ISO 8601 to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded to 0.01."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """Cores, kernel, architecture and Python of this machine, then the extra entries given."""
+    return {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
+            "python": platform.python_version(), **extra}
+
+
+def machine_line(report: dict[str, Any]) -> str:
+    """``2 cores, kernel 6.1.0, 2025-01-01T10:00:00+00:00``: the machine and the date in a table's header."""
+    m = report["machine"]
+    return f"{m['cores']} cores, kernel {m['kernel']}, {report['date']}"
+
+
+def load_line(report: dict[str, Any]) -> str:
+    """The load averages at the start and at the end of the run (``-`` when it did not end)."""
+    m = report["machine"]
+    return f"load average {m['load_start']} at the start, {m.get('load_end', '-')} at the end"
+
+
+def figure_label(report: dict[str, Any]) -> str:
+    """``2 cores, 2025-01-01``: the machine and the day in a figure's title or footer."""
+    return f"{report['machine']['cores']} cores, {report['date'][:10]}"
+
+
+# --- tables and figures -----------------------------------------------------
+
+
+def cell(value: float | None, digits: int, suffix: str = "") -> str:
+    """A number in a table: ``-`` when there is none."""
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def note_lines(items: list[str]) -> list[str]:
+    """The Markdown lines of the notes below a table; none without a note."""
+    return ["", "Notes:", "", *[f"- {item}" for item in items]] if items else []
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot, drawing to files only (no display)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay the figure out, write it as a PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
+# --- small helpers ----------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def handle_signals(handler: Callable[[int, Any], None]) -> None:
+    """SIGTERM, SIGHUP and SIGINT to ``handler``, which raises: the benchmark cleans up and leaves."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def ignore_signals() -> None:
+    """SIGINT and SIGTERM ignored from now on, so that nothing interrupts the cleanup."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def link_collection() -> None:
+    """The checkout as the collection floatip.ha under .build/collections, where ansible.cfg looks for it."""
+    link = COLLECTIONS / "ansible_collections" / "floatip" / "ha"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(ROOT, link.parent), link)
+
+
+def haproxy_binary() -> str:
+    """The machine's haproxy, also when /usr/sbin is not on PATH; FileNotFoundError without one."""
+    found = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+    if not found:
+        raise FileNotFoundError("haproxy is not installed on this machine: run 'lab/host-setup.sh packages'")
+    return found
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def stop_pid(pid: int, grace: float = 5.0) -> bool:
+    """SIGTERM, then SIGKILL after grace seconds; True when the process is gone."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if gone(pid):
+                return True
+            time.sleep(0.02)
+    return gone(pid)
