@@ -1,0 +1,200 @@
+"""postfix on multihomed cluster nodes, as senders, the world and the postmaster see it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+import testinfra
+
+from conftest import docker, frozen, hostvars, hosts, model, move, refused_with_nothing_changed, settles_as
+
+from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
+from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
+
+NODES = hosts("floatip_nodes")
+CLIENT = hosts("floatip_clients")[0]
+WORLD = hosts("floatip_world")[0]
+LAYOUT = build_layout(model())
+VIP_OF = {vip["owner"]: vip["address"] for vip in LAYOUT["vips"]}
+CLIENT_ADDRESS = hostvars(CLIENT)["floatip_address"]
+WORLD_ADDRESS = hostvars(WORLD)["floatip_address"]
+SINK_LOG = "/var/log/sink.jsonl"
+
+# Sends one message with smtplib from the host it runs on; prints the
+# server's answer to the last command, or the SMTP error.
+SEND = r"""
+import smtplib, ssl, sys
+host, port, subject, rcpt, user, password = sys.argv[1:7]
+msg = f"From: sender@client.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nhello\r\n"
+try:
+    with smtplib.SMTP(host, int(port), timeout=20) as smtp:
+        smtp.ehlo("client.test")
+        if user:
+            smtp.starttls(context=ssl._create_unverified_context())
+            smtp.ehlo("client.test")
+            smtp.login(user, password)
+        smtp.sendmail("sender@client.test", [rcpt], msg)
+    print("sent")
+except smtplib.SMTPRecipientsRefused as exc:
+    code, text = next(iter(exc.recipients.values()))
+    print(f"refused {code} {text.decode()}")
+except smtplib.SMTPException as exc:
+    print(f"error {exc}")
+"""
+
+
+def _host(node: str):
+    return testinfra.get_host(f"docker://{node}")
+
+
+def _address(node: str) -> str:
+    return hostvars(node)["floatip_address"]
+
+
+def _send(sender: str, host: str, port: int = 25, rcpt: str = "someone@world.test", user: str = "", password: str = "") -> tuple[str, str]:
+    """(answer, subject) of one message sent from container ``sender``."""
+    subject = f"probe-{uuid.uuid4().hex}"
+    done = subprocess.run(["docker", "exec", sender, "python3", "-c", SEND, host, str(port), subject, rcpt, user, password],
+                          capture_output=True, text=True, timeout=60, check=False)
+    return (done.stdout.strip() or done.stderr.strip()), subject
+
+
+def _received(subject: str, timeout: float = 30) -> dict:
+    """The sink's record of the message with ``subject``, waiting for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in _host(WORLD).file(SINK_LOG).content_string.splitlines() if _host(WORLD).file(SINK_LOG).exists else []:
+            record = json.loads(line)
+            if record["subject"] == subject:
+                return record
+        assert time.monotonic() < deadline, f"the sink never received {subject}"
+        time.sleep(0.5)
+
+
+def _sasl_password() -> str:
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "sasl_alice"), encoding="utf-8") as file:
+        return file.read().split()[0]
+
+
+def _bind_address(node: str) -> str:
+    return _host(node).check_output("postconf -h smtp_bind_address")
+
+
+@pytest.fixture
+def cluster_in_layout() -> None:
+    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=20)
+    for node in NODES:
+        deadline = time.monotonic() + 10
+        while _bind_address(node) != VIP_OF[node]:
+            assert time.monotonic() < deadline, f"{node} sends from {_bind_address(node)}, not its VIP {VIP_OF[node]}"
+            time.sleep(0.5)
+
+
+def test_mail_through_each_vip_arrives_and_leaves_from_that_vip(cluster_in_layout: None) -> None:
+    for node, vip in VIP_OF.items():
+        answer, subject = _send(CLIENT, vip)
+        assert answer == "sent"
+        assert _received(subject)["peer"] == vip, f"{node} delivered from another address"
+
+
+def test_postfix_logs_the_clients_own_address_not_haproxys(cluster_in_layout: None) -> None:
+    node = NODES[1]
+    answer, subject = _send(CLIENT, VIP_OF[node])
+    assert answer == "sent"
+    _received(subject)
+    log = _host(node).file("/var/log/postfix.log").content_string.splitlines()
+    # HAProxy's health checks come from the nodes, with the PROXY protocol
+    # too; the client's message is logged with the client's own address.
+    queued = [line for line in log if " client=" in line]
+    assert any(line.endswith(f"[{CLIENT_ADDRESS}]") for line in queued)
+    assert not any(line.endswith(f"[{_address(peer)}]") for peer in NODES for line in queued)
+    assert any("connect from " in line and f"[{CLIENT_ADDRESS}]" in line for line in log)
+
+
+@pytest.mark.parametrize("port", [25, 587])
+def test_an_outsider_cannot_relay_through_any_listener(cluster_in_layout: None, port: int) -> None:
+    for vip in VIP_OF.values():
+        answer, _ = _send(WORLD, vip, port, rcpt="victim@elsewhere.test")
+        if port == 25:
+            assert answer.startswith("refused 554") and "Relay access denied" in answer, answer
+        else:
+            # Submission wants STARTTLS and a login before anything else.
+            assert answer.startswith("refused 530") or answer.startswith("error"), answer
+            assert "sent" not in answer
+
+
+def test_submission_relays_for_authenticated_users_only(cluster_in_layout: None) -> None:
+    vip = VIP_OF[NODES[2]]
+    answer, subject = _send(CLIENT, vip, 587, user="alice", password=_sasl_password())
+    assert answer == "sent"
+    assert _received(subject)["peer"] == vip
+    answer, _ = _send(WORLD, vip, 587, user="alice", password="not-the-password")
+    assert answer.startswith("error") and "535" in answer, answer
+
+
+def test_nothing_listens_on_port_25_where_the_role_did_not_say() -> None:
+    for node in NODES:
+        listening = {line.split()[3] for line in _host(node).check_output("ss -Htln 'sport = :25'").splitlines()}
+        # postfix on the node's own address and loopback, HAProxy on the VIPs.
+        assert listening == {f"{_address(node)}:25", "127.0.0.1:25"} | {f"{vip}:25" for vip in VIP_OF.values()}
+        postfix = {line.split()[0] for line in _host(node).check_output("postconf -M").splitlines() if " inet " in line}
+        assert postfix == {f"{_address(node)}:25", f"{_address(node)}:587", "127.0.0.1:25", "127.0.0.1:587"}
+
+
+def test_a_node_without_its_vip_sends_from_its_own_address_and_back(cluster_in_layout: None) -> None:
+    node = NODES[0]
+    move("floating_ip", "standby", node)
+    try:
+        deadline = time.monotonic() + 15
+        while _bind_address(node) != _address(node):
+            assert time.monotonic() < deadline, f"{node} still sends from {_bind_address(node)} without its VIP"
+            time.sleep(0.5)
+        # Mail the node makes itself (cron, bounces) leaves from its own address.
+        subject = f"probe-{uuid.uuid4().hex}"
+        _host(node).check_output(f"printf 'Subject: {subject}\\n\\nhello\\n' | /usr/sbin/sendmail someone@world.test")
+        assert _received(subject)["peer"] == _address(node)
+    finally:
+        move("floating_ip", "takeover", node)
+    deadline = time.monotonic() + 15
+    while _bind_address(node) != VIP_OF[node]:
+        assert time.monotonic() < deadline, f"{node} sends from {_bind_address(node)} after taking its VIP back"
+        time.sleep(0.5)
+
+
+def test_mail_accepted_before_a_freeze_is_delivered_after_it(cluster_in_layout: None) -> None:
+    node = NODES[1]
+    _host(WORLD).check_output("systemctl stop mail-sink")
+    subjects = []
+    try:
+        for _ in range(5):
+            answer, subject = _send(CLIENT, VIP_OF[node])
+            assert answer == "sent"
+            subjects.append(subject)
+        with frozen(node):
+            # The node's VIP goes to a peer meanwhile; nothing is lost.
+            time.sleep(5)
+    finally:
+        _host(WORLD).check_output("systemctl start mail-sink")
+    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=20)
+    docker("exec", node, "postqueue", "-f")
+    records = [_received(subject, timeout=60) for subject in subjects]
+    assert len(records) == 5
+    assert {record["peer"] for record in records} == {VIP_OF[node]}
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"postfix_multihome_listen_addresses": ["172.30.89.99"]}, "these are none of them: 172.30.89.99"),
+        ({"postfix_multihome_relay_networks": ["0.0.0.0/0"]}, "postfix_multihome_relay_networks: '0.0.0.0/0' matches every address"),
+        ({"postfix_multihome_sasl_users": []}, "postfix_multihome_sasl_users must list at least one user"),
+        ({"postfix_multihome_sasl_users": [{"name": "bob", "password": "short"}]}, "a password of at least 12 characters"),
+    ],
+)
+def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
+    refused_with_nothing_changed(extra_vars, message, NODES, "/etc/postfix/main.cf")
