@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,10 +48,41 @@ def _held_only_by(node: str, timeout: float = 30) -> None:
     raise AssertionError(f"expected {node} alone to hold {VIPS}, found {({vip: holders(vip, NODES) for vip in VIPS})}")
 
 
+def _pair_settled() -> bool:
+    """Both nodes see each other active and neither is moving resources."""
+    for node, peer in ((PRIMARY, SECONDARY), (SECONDARY, PRIMARY)):
+        out = testinfra.get_host(f"docker://{node}").run(f"cl_status nodestatus {peer}; cl_status rscstatus").stdout.split()
+        if out[:1] != ["active"] or "transition" in out or len(out) != 2:
+            return False
+    return True
+
+
+def _settle_pair(timeout: float = 45) -> None:
+    """Wait until the pair is settled; restart heartbeat on both nodes when
+    it is not. After a partition heals, heartbeat 3.0.6 restarts the node
+    that took over, and now and then the pair stays in 'transition' for
+    good (seen here about once in ten freezes): what an operator does then
+    is what this does, so that one stuck pair does not fail every later
+    check (roles/heartbeat/README.md says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _pair_settled():
+            return
+        time.sleep(1)
+    warnings.warn("the heartbeat pair stayed in transition; heartbeat restarted on both nodes", stacklevel=2)
+    for node in NODES:
+        testinfra.get_host(f"docker://{node}").check_output("systemctl restart heartbeat")
+    deadline = time.monotonic() + int(VARS["heartbeat_initdead"]) + 60
+    while not _pair_settled():
+        assert time.monotonic() < deadline, "the heartbeat pair did not settle after a restart on both nodes"
+        time.sleep(1)
+
+
 @pytest.fixture
 def primary_holds_the_vips():
     """Each check starts with auto_failback on and the VIPs on the primary,
     and leaves no node frozen."""
+    _settle_pair()
     converge()
     move("heartbeat", "takeover", PRIMARY)
     _held_only_by(PRIMARY)
