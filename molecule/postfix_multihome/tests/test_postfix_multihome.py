@@ -11,7 +11,7 @@ import uuid
 import pytest
 import testinfra
 
-from conftest import docker, frozen, hostvars, hosts, model, move, refused_with_nothing_changed, settles_as
+from conftest import converge, docker, frozen, hostvars, hosts, model, move, refused_with_nothing_changed, settles_as
 
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
@@ -198,3 +198,27 @@ def test_mail_accepted_before_a_freeze_is_delivered_after_it(cluster_in_layout: 
 )
 def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
     refused_with_nothing_changed(extra_vars, message, NODES, "/etc/postfix/main.cf")
+
+
+def test_alone_postfix_listens_on_the_vips_and_loopback_and_sends_from_its_vip(cluster_in_layout: None) -> None:
+    # The reference's form: no HAProxy service in front of SMTP (HAProxy
+    # keeps another service), so postfix itself listens on the VIPs.
+    alone = {
+        "haproxy_services": [{"name": "other", "port": 2525, "check": "tcp"}],
+        "postfix_multihome_submission": False,
+    }
+    converge(**alone)
+    try:
+        for node, vip in VIP_OF.items():
+            listeners = {line.split()[0] for line in _host(node).check_output("postconf -M").splitlines() if " inet " in line}
+            assert listeners == {f"{address}:25" for address in VIP_OF.values()} | {"127.0.0.1:25"}
+            answer, subject = _send(CLIENT, vip)
+            assert answer == "sent"
+            assert _received(subject)["peer"] == vip
+            answer, _ = _send(WORLD, vip, rcpt="victim@elsewhere.test")
+            assert "Relay access denied" in answer
+    finally:
+        # Back to the cluster form in two steps: postfix gives the VIPs'
+        # port 25 up before HAProxy binds it again.
+        converge(**alone, postfix_multihome_listen_addresses=["{{ floatip_address }}", "127.0.0.1"])
+        converge()
