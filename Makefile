@@ -10,7 +10,10 @@ INVENTORY ?= inventories/lab
 VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.requirements-installed
 LINK := .build/collections/ansible_collections/floatip/ha
-SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# The longest scenarios start first, so that two at a time end together.
+SLOW_SCENARIOS := heartbeat postfix_multihome haproxy nginx_behind_proxy floating_ip
+SCENARIOS := $(foreach s,$(SLOW_SCENARIOS),$(filter $(s),$(ALL_SCENARIOS))) $(filter-out $(SLOW_SCENARIOS),$(ALL_SCENARIOS))
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
