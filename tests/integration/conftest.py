@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -78,3 +79,13 @@ def fixture_ansible_playbook() -> Callable[..., Run]:
 @pytest.fixture(name="ansible_inventory", scope="session")
 def fixture_ansible_inventory() -> Callable[[Path], dict]:
     return _ansible_inventory
+
+
+def haproxy_binary() -> str:
+    """The control machine's haproxy, which the HAProxy tests run for real: a
+    missing one fails them (it is a prerequisite, never a reason to skip)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which("haproxy", path=path)
+    if not found:
+        pytest.fail("haproxy is not installed on this machine; these tests run a real one: run 'lab/host-setup.sh packages'")
+    return found

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import haproxy_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
@@ -77,14 +78,6 @@ backend sticky
     server app6 127.0.0.1:{up_port} disabled
 """
 BACKENDS = "web, api, shop, mirror, sticky"
-
-
-def _haproxy_binary() -> str:
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    found = shutil.which("haproxy", path=path)
-    if not found:
-        pytest.fail("haproxy is not installed on this machine; these tests run a real one: run 'lab/host-setup.sh packages'")
-    return found
 
 
 def _free_port() -> int:
@@ -285,7 +278,7 @@ class HAProxy:
 
 @pytest.fixture(name="hx")
 def fixture_hx(listener: Listener) -> Iterator[HAProxy]:
-    binary = _haproxy_binary()
+    binary = haproxy_binary()
     # Not pytest's tmp_path: a unix socket path must stay under 108 bytes.
     directory = Path(tempfile.mkdtemp(prefix="floatip-hx-"))
     haproxy = None

@@ -8,23 +8,17 @@ HAProxy 2.6 would refuse fails here, without any container.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import haproxy_binary
 
 HERE = Path(__file__).parent
 NODES = {"node1": "172.30.80.11", "node2": "172.30.80.12", "node3": "172.30.80.13"}
 STATS_PASSWORDS = {"ops": "ops-password-for-tests", "viewer": "viewer-password-for-tests"}
 BASIC_PASSWORD = "basic-auth-password"
-
-
-def _haproxy() -> str:
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    assert found, "haproxy is not installed on this machine: run 'lab/host-setup.sh packages' (or 'make setup')"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +91,7 @@ def _section(config: str, header: str) -> list[str]:
 def test_haproxy_accepts_every_nodes_config(rendered: dict[str, str], node: str, tmp_path: Path) -> None:
     path = tmp_path / "haproxy.cfg"
     path.write_text(rendered[node])
-    done = subprocess.run([_haproxy(), "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([haproxy_binary(), "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert rendered[node].startswith("#")  # ansible_managed first
 
