@@ -12,7 +12,7 @@ STAMP := $(VENV)/.requirements-installed
 LINK := .build/collections/ansible_collections/floatip/ha
 ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # The longest scenarios start first, so that two at a time end together.
-SLOW_SCENARIOS := heartbeat postfix_multihome haproxy nginx_behind_proxy floating_ip
+SLOW_SCENARIOS := config_sync heartbeat postfix_multihome haproxy nginx_behind_proxy floating_ip
 SCENARIOS := $(foreach s,$(SLOW_SCENARIOS),$(filter $(s),$(ALL_SCENARIOS))) $(filter-out $(SLOW_SCENARIOS),$(ALL_SCENARIOS))
 
 export PATH := $(VENV)/bin:$(PATH)
@@ -105,6 +105,7 @@ bench: setup  ## every benchmark under bench/ (about 32 minutes; results in benc
 	$(VENV)/bin/python bench/vip_layout.py
 	$(VENV)/bin/python bench/runtime_api.py
 	$(VENV)/bin/python bench/reload_under_load.py
+	$(VENV)/bin/python bench/config_sync.py
 	status=0; $(VENV)/bin/python bench/failover_gap.py || status=$$?; \
 	  ansible-playbook -i $(BENCH_INVENTORY) lab/down.yml >/dev/null || [ $$status -ne 0 ] || status=1; \
 	  exit $$status

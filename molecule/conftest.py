@@ -209,14 +209,16 @@ def vip_info() -> dict[str, dict]:
     return {host: result["ansible_facts"]["floatip_vips"] for host, result in task["hosts"].items()}
 
 
-def refused_with_nothing_changed(extra_vars: dict, message: str, nodes: list[str], path: str) -> None:
-    """Converge with bad ``extra_vars``: it must fail with ``message`` in every
-    failure, report no change, and leave ``path`` as it was on every node."""
+def refused_with_nothing_changed(extra_vars: dict, message: str, nodes: list[str], path: str,
+                                 playbook: str = "converge.yml") -> None:
+    """Converge (or run ``playbook``) with bad ``extra_vars``: it must fail with
+    ``message`` in every failure, report no change, and leave ``path`` as it
+    was on every node."""
     def checksums() -> dict[str, str]:
         return {node: docker("exec", node, "md5sum", path).split()[0] for node in nodes}
 
     before = checksums()
-    run = ansible_playbook("converge.yml", "-e", json.dumps(extra_vars))
+    run = ansible_playbook(playbook, "-e", json.dumps(extra_vars))
     assert run["rc"] != 0
     assert run["failures"] and all(message in failure for failure in run["failures"]), run["failures"]
     assert run["changed"] == 0
