@@ -1,0 +1,269 @@
+"""Benchmark: push-to-served time of a config change on every node, and requests lost meanwhile.
+
+The lab is the Molecule scenario molecule/config_sync (a repository host,
+three nodes with HAProxy and keepalived, a client that is the committer's
+workstation), brought up with ``molecule converge`` and removed with
+``molecule destroy`` at the end, also on failure. Its names and addresses
+are read from the scenario's molecule.yml.
+
+The client keeps sending HTTP requests to every VIP in turn, one at a time,
+a new connection each (the scenario's load.py). Meanwhile it pushes
+--pushes changes to the central repository, --gap seconds apart: each
+changes the marker that a shared file, ``haproxy/probe.cfg``, makes every
+node's HAProxy answer on a probe port. From the moment before ``hg push``
+the client polls every node's probe port every 50 ms and records when each
+node first answers the new marker: the push-to-served time (the push
+itself, the node learning of it, pull, ``haproxy -c``, the reload, the
+first answer). The anchor, measured in the same run: the same load for
+--anchor seconds with no push, and the time ``hg push`` alone takes.
+Target: every node within 5 s, zero failed requests.
+
+Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 3 --anchor 20]
+     .venv/bin/python bench/config_sync.py --report-only   (table and plot again from the JSON)
+Writes bench/results/config_sync.json (every push's time per node, the load
+counts of both phases), config_sync.md and config_sync.png (the distribution
+per node). Bounded: about 6 minutes with the lab's converge; the load stops
+by itself after 10 minutes at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from _results import (ROOT, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line, log,
+                      machine, machine_line, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+
+NAME = "config_sync"
+SCENARIO = "config_sync"
+SCENARIO_DIR = ROOT / "molecule" / SCENARIO
+BIN = ROOT / ".venv" / "bin"
+TARGET_S = 5.0
+WORK = "/root/bench-work"
+sys.path.insert(0, str(SCENARIO_DIR / "tests"))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(f"signal {signum}")
+
+
+def lab() -> dict[str, Any]:
+    """Names, groups and addresses of the scenario's hosts."""
+    spec = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text(encoding="utf-8"))
+    host_vars = spec["provisioner"]["inventory"]["host_vars"]
+    group_vars = spec["provisioner"]["inventory"]["group_vars"]["all"]
+    names = {group: [p["name"] for p in spec["platforms"] if group in p["groups"]]
+             for group in ("floatip_config_repo", "floatip_nodes", "floatip_clients")}
+    web = next(service for service in group_vars["haproxy_services"] if service["name"] == "web")
+    return {
+        "repo": names["floatip_config_repo"][0],
+        "nodes": names["floatip_nodes"],
+        "client": names["floatip_clients"][0],
+        "address": {name: host_vars[name]["floatip_address"] for name in host_vars},
+        "pool": group_vars["floatip_vip_pool"],
+        "web_port": web["port"],
+        "repository": group_vars.get("config_sync_repository", "/srv/floatip-config/config"),
+    }
+
+
+def molecule(action: str, timeout: float) -> None:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    log(f"molecule {action} -s {SCENARIO}")
+    subprocess.run([str(BIN / "molecule"), action, "-s", SCENARIO], cwd=ROOT, env=env, timeout=timeout, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def on_client(client: str, command: str, timeout: float = 120) -> str:
+    done = subprocess.run(["docker", "exec", "-i", client, "sh", "-ec", command], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def vips(pool: list[str]) -> list[str]:
+    """The VIPs of the pool's ranges (first-last on one /24)."""
+    out = []
+    for entry in pool:
+        first, _dash, last = entry.partition("-")
+        prefix, start = first.rsplit(".", 1)
+        end = last.rsplit(".", 1)[1] if last else start
+        out += [f"{prefix}.{n}" for n in range(int(start), int(end) + 1)]
+    return out
+
+
+def load_phase(spec: dict[str, Any], seconds: float | None, during=None) -> dict[str, Any]:
+    """The load on every VIP for ``seconds`` or while ``during()`` runs; its counts."""
+    client = spec["client"]
+    on_client(client, "rm -f /root/load.stop /root/load.json")
+    subprocess.run(["docker", "exec", "-d", client, "sh", "-c",
+                    f"python3 /root/load.py /root/load.stop {spec['web_port']} {' '.join(vips(spec['pool']))} > /root/load.json"],
+                   check=True, timeout=30)
+    began = time.monotonic()
+    result: dict[str, Any] = {}
+    try:
+        time.sleep(1)
+        if during is not None:
+            result["pushes"] = during()
+        else:
+            time.sleep(seconds or 0)
+    finally:
+        on_client(client, "touch /root/load.stop")
+        deadline = time.monotonic() + 30
+        out = ""
+        while not out.strip() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            out = on_client(client, "cat /root/load.json")
+    result.update(json.loads(out) if out.strip() else {"ok": 0, "failed": -1, "errors": ["the load did not report"]})
+    result["seconds"] = round(time.monotonic() - began, 1)
+    return result
+
+
+def pushes(spec: dict[str, Any], count: int, gap: float) -> list[dict[str, Any]]:
+    from probes import PROBE, PROBE_PORT, SERVED  # the scenario's probe file and poller, one definition
+
+    client = spec["client"]
+    addresses = [spec["address"][node] for node in spec["nodes"]]
+    done = []
+    for index in range(count):
+        marker = f"bench-{int(time.time())}-{index}"
+        text = PROBE.format(port=PROBE_PORT, marker=marker, extra="")
+        script = (f"cat > {WORK}/haproxy/probe.cfg; cd {WORK}; hg commit -q --addremove -m {shlex.quote(marker)}; "
+                  f"t0=$(date +%s.%N); hg push -q; t1=$(date +%s.%N); "
+                  f"python3 -c {shlex.quote(SERVED)} {marker} {PROBE_PORT} 30 {' '.join(addresses)} > /root/served.json & "
+                  f"wait; echo $t0 $t1")
+        # The poller starts after the push returns; its clock starts there,
+        # so the push's own time is added back.
+        out = subprocess.run(["docker", "exec", "-i", client, "sh", "-ec", script], input=text, capture_output=True,
+                             text=True, timeout=90, check=True).stdout.split()
+        push_s = float(out[1]) - float(out[0])
+        took = json.loads(on_client(client, "cat /root/served.json"))
+        row = {"marker": marker, "push_s": round(push_s, 3),
+               "served_s": {node: (round(took[spec["address"][node]] + push_s, 3) if spec["address"][node] in took else None)
+                            for node in spec["nodes"]}}
+        done.append(row)
+        log(f"push {index + 1}/{count}: hg push {push_s:.2f} s, served {row['served_s']}")
+        time.sleep(gap)
+    return done
+
+
+def summary(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p95": None, "max": None}
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 3),
+            "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 3),
+            "max": round(ordered[-1], 3)}
+
+
+def table(report: dict[str, Any]) -> str:
+    method = report["method"]
+    lines = [
+        "# config_sync: push-to-served time on every node, requests lost meanwhile",
+        "",
+        f"Lab: molecule/{SCENARIO} (a repository host, {len(report['nodes'])} nodes with HAProxy and keepalived, a client).",
+        f"{method['pushes']} pushes, {method['gap_s']:.0f} s apart, each changing a shared file that every node's HAProxy",
+        "answers on a probe port; time from before `hg push` until the node answers the new content (polled every 50 ms).",
+        "Anchor: `hg push` alone, and the same load with no push. Load: one request at a time to each VIP in turn.",
+        f"{machine_line(report)}, {load_line(report)}. Target: every node within {TARGET_S:.0f} s, zero failed requests.",
+        "",
+        "| node | pushes served | median s | p95 s | max s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for node, stats in report["per_node"].items():
+        lines.append(f"| {node} | {stats['served']}/{method['pushes']} | {cell(stats['median'], 2)} | "
+                     f"{cell(stats['p95'], 2)} | {cell(stats['max'], 2)} |")
+    anchor = report["push_alone"]
+    lines.append(f"| (anchor) hg push alone | - | {cell(anchor['median'], 2)} | {cell(anchor['p95'], 2)} | "
+                 f"{cell(anchor['max'], 2)} |")
+    lines += ["", "| phase | s | requests | failed |", "|---|---:|---:|---:|"]
+    for phase in ("anchor", "pushes"):
+        load = report["load"].get(phase)
+        if load:
+            lines.append(f"| {phase} | {load['seconds']:.0f} | {load['ok'] + max(load['failed'], 0)} | {load['failed']} |")
+    return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    plt = pyplot()
+    nodes = list(report["per_node"])
+    data = [[row["served_s"][node] for row in report["pushes"] if row["served_s"][node] is not None] for node in nodes]
+    data.append([row["push_s"] for row in report["pushes"]])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.boxplot(data, labels=[*nodes, "hg push\n(anchor)"], showfliers=True)
+    for index, values in enumerate(data, start=1):
+        ax.scatter([index] * len(values), values, s=10, alpha=0.5, color="tab:blue")
+    ax.axhline(TARGET_S, color="tab:red", linestyle="--", linewidth=1, label=f"target {TARGET_S:.0f} s")
+    ax.set_ylabel("seconds from before hg push")
+    ax.set_title(f"config_sync: push-to-served per node ({figure_label(report)})")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=3.0, help="seconds between pushes")
+    parser.add_argument("--anchor", type=float, default=20.0, help="seconds of load with no push")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up at the end")
+    parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
+    args = parser.parse_args()
+    if args.report_only:
+        print(write(NAME, read(NAME), table, plot), end="")
+        return 0
+    handle_signals(on_signal)
+    link_collection()
+    spec = lab()
+    began = time.monotonic()
+    report: dict[str, Any] = {"benchmark": NAME, "date": now(), "machine": machine(load_start=load_average()),
+                              "method": {"pushes": args.pushes, "gap_s": args.gap, "anchor_s": args.anchor},
+                              "nodes": spec["nodes"], "pushes": [], "load": {}, "notes": []}
+    status = 0
+    try:
+        molecule("converge", timeout=1200)
+        subprocess.run(["docker", "cp", str(SCENARIO_DIR / "load.py"), f"{spec['client']}:/root/load.py"], check=True, timeout=30)
+        url = f"ssh://floatip-config@{spec['address'][spec['repo']]}/{spec['repository']}"
+        on_client(spec["client"], f"rm -rf {WORK}; hg clone -q {url} {WORK}")
+        log(f"anchor: {args.anchor:.0f} s of load, no push")
+        report["load"]["anchor"] = load_phase(spec, args.anchor)
+        log(f"{args.pushes} pushes under load")
+        phase = load_phase(spec, None, during=lambda: pushes(spec, args.pushes, args.gap))
+        report["pushes"] = phase.pop("pushes")
+        report["load"]["pushes"] = phase
+    except (Interrupted, RuntimeError, subprocess.SubprocessError) as exc:
+        report["notes"].append(f"stopped early: {exc}")
+        status = 1
+    finally:
+        ignore_signals()
+        if not args.keep:
+            try:
+                molecule("destroy", timeout=300)
+            except subprocess.SubprocessError as exc:
+                report["notes"].append(f"molecule destroy failed: {exc}")
+    report["per_node"] = {}
+    for node in spec["nodes"]:
+        values = [row["served_s"][node] for row in report["pushes"] if row["served_s"][node] is not None]
+        report["per_node"][node] = {"served": len(values), **summary(values)}
+    report["push_alone"] = summary([row["push_s"] for row in report["pushes"]])
+    report["machine"]["load_end"] = load_average()
+    report["total_s"] = round(time.monotonic() - began, 1)
+    write_and_print(NAME, report, table, plot, took=f"{report['total_s']:.0f} s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
