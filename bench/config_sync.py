@@ -8,7 +8,10 @@ are read from the scenario's molecule.yml.
 
 The client keeps sending HTTP requests to every VIP in turn, one at a time,
 a new connection each (the scenario's load.py). Meanwhile it pushes
---pushes changes to the central repository, --gap seconds apart: each
+--pushes changes to the central repository, each --gap seconds after the
+last was served everywhere (longer than the scenario's health watch of
+6 s: a push that lands while a node still watches the previous revision
+waits for that watch to end, which would be measured instead): each
 changes the marker that a shared file, ``haproxy/probe.cfg``, makes every
 node's HAProxy answer on a probe port. From the moment before ``hg push``
 the client polls every node's probe port every 50 ms and records when each
@@ -18,11 +21,11 @@ first answer). The anchor, measured in the same run: the same load for
 --anchor seconds with no push, and the time ``hg push`` alone takes.
 Target: every node within 5 s, zero failed requests.
 
-Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 3 --anchor 20]
+Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 10 --anchor 20]
      .venv/bin/python bench/config_sync.py --report-only   (table and plot again from the JSON)
 Writes bench/results/config_sync.json (every push's time per node, the load
 counts of both phases), config_sync.md and config_sync.png (the distribution
-per node). Bounded: about 6 minutes with the lab's converge; the load stops
+per node). Bounded: about 9 minutes with the lab's converge; the load stops
 by itself after 10 minutes at most.
 """
 
@@ -176,7 +179,7 @@ def table(report: dict[str, Any]) -> str:
         "# config_sync: push-to-served time on every node, requests lost meanwhile",
         "",
         f"Lab: molecule/{SCENARIO} (a repository host, {len(report['nodes'])} nodes with HAProxy and keepalived, a client).",
-        f"{method['pushes']} pushes, {method['gap_s']:.0f} s apart, each changing a shared file that every node's HAProxy",
+        f"{method['pushes']} pushes, each {method['gap_s']:.0f} s after the last was served, changing a shared file that every node's HAProxy",
         "answers on a probe port; time from before `hg push` until the node answers the new content (polled every 50 ms).",
         "Anchor: `hg push` alone, and the same load with no push. Load: one request at a time to each VIP in turn.",
         f"{machine_line(report)}, {load_line(report)}. Target: every node within {TARGET_S:.0f} s, zero failed requests.",
@@ -204,7 +207,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     data = [[row["served_s"][node] for row in report["pushes"] if row["served_s"][node] is not None] for node in nodes]
     data.append([row["push_s"] for row in report["pushes"]])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.boxplot(data, labels=[*nodes, "hg push\n(anchor)"], showfliers=True)
+    ax.boxplot(data, tick_labels=[*nodes, "hg push\n(anchor)"], showfliers=True)
     for index, values in enumerate(data, start=1):
         ax.scatter([index] * len(values), values, s=10, alpha=0.5, color="tab:blue")
     ax.axhline(TARGET_S, color="tab:red", linestyle="--", linewidth=1, label=f"target {TARGET_S:.0f} s")
@@ -217,7 +220,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=20)
-    parser.add_argument("--gap", type=float, default=3.0, help="seconds between pushes")
+    parser.add_argument("--gap", type=float, default=10.0,
+                        help="seconds between a push served everywhere and the next; above config_sync_health_wait")
     parser.add_argument("--anchor", type=float, default=20.0, help="seconds of load with no push")
     parser.add_argument("--keep", action="store_true", help="leave the lab up at the end")
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")

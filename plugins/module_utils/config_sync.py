@@ -225,6 +225,15 @@ def write_atomic(path: str, text: str, like: str | None = None, mode: int = 0o64
         raise
 
 
+def _read(path: str) -> str | None:
+    """A live file's text, or None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -364,6 +373,10 @@ class Syncer:
                     text, sources = assemble(os.path.join(stage, "tree"), target["name"], self.node)
                 except SyncError as exc:
                     return self._refuse(status, head, target["name"], str(exc))
+                if _read(target["live"]) == text:
+                    # Serving it already: nothing to check, nothing to reload.
+                    wanted[target["name"]] = (text, sources)
+                    continue
                 staged = os.path.join(stage, os.path.basename(target["live"]) + "." + target["name"])
                 write_atomic(staged, text, mode=0o600)
                 done = run(expand(target["check"], file=staged))
@@ -396,12 +409,7 @@ class Syncer:
         before_up = {}
         for target in self.targets:
             text, sources = wanted[target["name"]]
-            live = target["live"]
-            try:
-                with open(live, encoding="utf-8") as handle:
-                    live_text = handle.read()
-            except FileNotFoundError:
-                live_text = None
+            live_text = _read(target["live"])
             if live_text == text:
                 continue
             if live_text is not None:
