@@ -225,6 +225,9 @@ def test_the_central_log_says_who_changed_what() -> None:
     assert pushers[0] == "floatip.ha" and set(pushers[1:]) == {"ada"}
     keys = repo.file("/srv/floatip-config/.ssh/authorized_keys")
     assert keys.mode == 0o600 and keys.user == "floatip-config"
+    # The repository holds password hashes: no other account may read it.
+    assert repo.file("/srv/floatip-config").mode == 0o700
+    assert repo.run("runuser -u nobody -- cat /srv/floatip-config/config/.hg/store/00changelog.i").rc != 0
 
 
 def test_the_status_view_shows_each_nodes_revision() -> None:
