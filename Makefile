@@ -101,7 +101,7 @@ molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
 # its own lab (bench/inventories/failover) up and down; the lab-down after it
 # is a second guard, for a run that was killed before it could clean up.
 BENCH_INVENTORY := bench/inventories/failover
-bench: setup  ## every benchmark under bench/ (about 32 minutes; results in bench/results/)
+bench: setup  ## every benchmark under bench/ (about 40 minutes; results in bench/results/)
 	$(VENV)/bin/python bench/vip_layout.py
 	$(VENV)/bin/python bench/runtime_api.py
 	$(VENV)/bin/python bench/reload_under_load.py
