@@ -244,9 +244,9 @@ def _now() -> str:
 
 # ---------------------------------------------------------------- commands
 
-def run(argv: list, timeout: float = CHECK_TIMEOUT, env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+def run(argv: list, timeout: float = CHECK_TIMEOUT, env: dict | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except FileNotFoundError as exc:
         raise SyncError(f"{argv[0]} is not installed: {exc}") from exc
     except subprocess.TimeoutExpired as exc:
@@ -299,14 +299,14 @@ class Hg:
 class Syncer:
     """One node's sync, configured by the role's /etc/floatip/config-sync.json."""
 
-    def __init__(self, config: dict, hg: Hg | None = None, sleep=time.sleep, clock=time.monotonic) -> None:
+    def __init__(self, config: dict, sleep=time.sleep, clock=time.monotonic) -> None:
         self.config = config
         self.node = config["node"]
         self.state_dir = config["state_dir"]
         self.status_path = config["status"]
         self.targets = config["targets"]
         self.health_wait = float(config.get("health_wait", 8))
-        self.hg = hg or Hg(config["source"], os.path.join(self.state_dir, "clone"), config["ssh"])
+        self.hg = Hg(config["source"], os.path.join(self.state_dir, "clone"), config["ssh"])
         self.sleep = sleep
         self.clock = clock
 
