@@ -292,3 +292,27 @@ def holders(layout_or_orders: object, failed: Iterable[str]) -> dict:
         orders = dict(enumerate(layout_or_orders))
     down = set(failed)
     return {vip: next((node for node in order if node not in down), None) for vip, order in orders.items()}
+
+
+def view_orders(views: Mapping[str, Mapping]) -> dict:
+    """Each VIP's order of nodes, read back from what the nodes run.
+
+    ``views`` maps node names to their ``floatip_vips`` facts (the vip_info
+    module). A VIP's order ranks the nodes by their keepalived priority
+    (highest first), their CARP/ucarp advskew (lowest first), or, with
+    heartbeat, the VIP's owner before the other node.
+    """
+    ranked: dict = {}
+    for node, view in views.items():
+        if not isinstance(view, Mapping) or not isinstance(view.get("vips"), list):
+            raise ModelError(f"the view of {node} must be vip_info's floatip_vips fact, got {view!r}")
+        backend = view.get("backend")
+        for vip in view["vips"]:
+            if backend == "keepalived":
+                rank = -int(vip["priority"])
+            elif backend in ("carp", "ucarp"):
+                rank = int(vip["advskew"])
+            else:
+                rank = 0 if vip["owner"] == node else 1
+            ranked.setdefault(vip["address"], []).append((rank, node))
+    return {address: [node for _rank, node in sorted(entries)] for address, entries in ranked.items()}
