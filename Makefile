@@ -12,7 +12,7 @@ STAMP := $(VENV)/.requirements-installed
 LINK := .build/collections/ansible_collections/floatip/ha
 ALL_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # The longest scenarios start first, so that two at a time end together.
-SLOW_SCENARIOS := config_sync heartbeat postfix_multihome haproxy nginx_behind_proxy floating_ip
+SLOW_SCENARIOS := cluster config_sync heartbeat postfix_multihome haproxy nginx_behind_proxy floating_ip
 SCENARIOS := $(foreach s,$(SLOW_SCENARIOS),$(filter $(s),$(ALL_SCENARIOS))) $(filter-out $(SLOW_SCENARIOS),$(ALL_SCENARIOS))
 
 export PATH := $(VENV)/bin:$(PATH)

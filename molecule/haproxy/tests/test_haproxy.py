@@ -262,31 +262,3 @@ def test_the_status_playbook_shows_who_holds_each_vip_and_every_server(cluster_i
     # Every node's HAProxy, every service's backend, every node's server.
     assert len(servers) == len(NODES) * len(SERVICES) * len(NODES)
     assert all(row[3:6] == ["UP", "/", "ready"] for row in servers), servers
-
-
-def test_a_rolling_maintenance_takes_each_node_out_and_back(cluster_in_layout: None) -> None:
-    playbook = str(Path("..") / ".." / "playbooks" / "rolling_maintenance.yml")
-    extra = ["-e", json.dumps({"rolling_maintenance_upgrade": False})]
-    dry = ansible_playbook(playbook, "--check", *extra)
-    assert dry["rc"] == 0, dry["failures"]
-    # The dry run said it would drain and move, and changed nothing.
-    assert all(_server_status(node, "be_web", peer) == "UP" for node in NODES for peer in NODES)
-    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=5)
-
-    since = {node: _host(node).check_output("date +%s") for node in NODES}
-    run = ansible_playbook(playbook, *extra)
-    assert run["rc"] == 0, run["failures"]
-    names = [task["task"]["name"] for play in run["plays"] for task in play["tasks"]]
-    # One node at a time: drained everywhere, VIPs away and back, ready.
-    assert names.count("Drain this node's servers on every node's HAProxy and wait until no session is left") == len(NODES)
-    for vip in LAYOUT["vips"]:
-        owner = vip["owner"]
-        events = _host(owner).check_output(f"journalctl -t floatip --no-pager -o cat --since @{since[owner]}").splitlines()
-        moves = [line for line in events if line.startswith(f"VIP {vip['address']} (vrrp {vip['vrid']}) is now ")]
-        # It left its owner in standby and came back to it.
-        assert moves and moves[0].endswith("FAULT") and moves[-1].endswith("MASTER"), moves
-    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=20)
-    for node in NODES:
-        for peer in NODES:
-            assert _server_status(node, "be_web", peer) == "UP"
-            assert "drain" not in _runtime(node, "show servers state be_web").split()
