@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test setup host venv engine image link lab-up lab-down \
-        lint yamllint ansible-lint sanity unit molecule bench build clean
+        lint yamllint ansible-lint sanity unit molecule bench build ee clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -112,6 +112,13 @@ bench: setup  ## every benchmark under bench/ (about 40 minutes; results in benc
 
 build: venv  ## the collection tarball in .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist
+
+# The execution environment's build context (no image: that needs a
+# registry for its base; see execution-environment.yml).
+ee: build  ## the execution environment's build context in .build/ee
+	mkdir -p .build/ee-files
+	cp "$$(ls -t .build/dist/floatip-ha-*.tar.gz | head -n 1)" .build/ee-files/floatip-ha.tar.gz
+	ansible-builder create --file execution-environment.yml --context .build/ee
 
 clean: lab-down  ## remove the lab and everything built
 	rm -rf .build .venv
