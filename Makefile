@@ -101,11 +101,12 @@ molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
 # its own lab (bench/inventories/failover) up and down; the lab-down after it
 # is a second guard, for a run that was killed before it could clean up.
 BENCH_INVENTORY := bench/inventories/failover
-bench: setup  ## every benchmark under bench/ (about 40 minutes; results in bench/results/)
+bench: setup  ## every benchmark under bench/ (about 50 minutes; results in bench/results/)
 	$(VENV)/bin/python bench/vip_layout.py
 	$(VENV)/bin/python bench/runtime_api.py
 	$(VENV)/bin/python bench/reload_under_load.py
 	$(VENV)/bin/python bench/config_sync.py
+	$(VENV)/bin/python bench/rolling_maintenance.py
 	status=0; $(VENV)/bin/python bench/failover_gap.py || status=$$?; \
 	  ansible-playbook -i $(BENCH_INVENTORY) lab/down.yml >/dev/null || [ $$status -ne 0 ] || status=1; \
 	  exit $$status

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -132,10 +133,28 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def handle_signals(handler: Callable[[int, Any], None]) -> None:
-    """SIGTERM, SIGHUP and SIGINT to ``handler``, which raises: the benchmark cleans up and leaves."""
+class Interrupted(Exception):
+    """A signal asked the benchmark to stop: it cleans up and leaves."""
+
+
+def interrupt(signum: int, _frame: object) -> None:
+    raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+
+def handle_signals(handler: Callable[[int, Any], None] = interrupt) -> None:
+    """SIGTERM, SIGHUP and SIGINT to ``handler`` (by default: raise Interrupted): the benchmark cleans up and leaves."""
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, handler)
+
+
+def molecule(scenario: str, action: str, timeout: float) -> float:
+    """Run one molecule step of a scenario from the checkout; its wall time in seconds."""
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    log(f"molecule {action} -s {scenario}")
+    began = time.monotonic()
+    subprocess.run([str(ROOT / ".venv" / "bin" / "molecule"), action, "-s", scenario], cwd=ROOT, env=env, timeout=timeout,
+                   check=True, stdout=subprocess.DEVNULL)
+    return round(time.monotonic() - began, 1)
 
 
 def ignore_signals() -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -44,24 +43,16 @@ from typing import Any
 
 import yaml
 
-from _results import (ROOT, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line, log,
-                      machine, machine_line, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from _results import (ROOT, Interrupted, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line,
+                      log, machine, machine_line, molecule, note_lines, now, pyplot, read, save_figure, write, write_and_print)
 
 NAME = "config_sync"
 SCENARIO = "config_sync"
 SCENARIO_DIR = ROOT / "molecule" / SCENARIO
-BIN = ROOT / ".venv" / "bin"
 TARGET_S = 5.0
 WORK = "/root/bench-work"
 sys.path.insert(0, str(SCENARIO_DIR / "tests"))
 
-
-class Interrupted(Exception):
-    pass
-
-
-def on_signal(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signum}")
 
 
 def lab() -> dict[str, Any]:
@@ -81,13 +72,6 @@ def lab() -> dict[str, Any]:
         "web_port": web["port"],
         "repository": group_vars.get("config_sync_repository", "/srv/floatip-config/config"),
     }
-
-
-def molecule(action: str, timeout: float) -> None:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    log(f"molecule {action} -s {SCENARIO}")
-    subprocess.run([str(BIN / "molecule"), action, "-s", SCENARIO], cwd=ROOT, env=env, timeout=timeout, check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def on_client(client: str, command: str, timeout: float = 120) -> str:
@@ -229,7 +213,7 @@ def main() -> int:
     if args.report_only:
         print(write(NAME, read(NAME), table, plot), end="")
         return 0
-    handle_signals(on_signal)
+    handle_signals()
     link_collection()
     spec = lab()
     began = time.monotonic()
@@ -238,7 +222,7 @@ def main() -> int:
                               "nodes": spec["nodes"], "pushes": [], "load": {}, "notes": []}
     status = 0
     try:
-        molecule("converge", timeout=1200)
+        molecule(SCENARIO, "converge", timeout=1200)
         subprocess.run(["docker", "cp", str(SCENARIO_DIR / "load.py"), f"{spec['client']}:/root/load.py"], check=True, timeout=30)
         url = f"ssh://floatip-config@{spec['address'][spec['repo']]}/{spec['repository']}"
         on_client(spec["client"], f"rm -rf {WORK}; hg clone -q {url} {WORK}")
@@ -255,7 +239,7 @@ def main() -> int:
         ignore_signals()
         if not args.keep:
             try:
-                molecule("destroy", timeout=300)
+                molecule(SCENARIO, "destroy", timeout=300)
             except subprocess.SubprocessError as exc:
                 report["notes"].append(f"molecule destroy failed: {exc}")
     report["per_node"] = {}

@@ -42,7 +42,6 @@ import json
 import os
 import queue
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from _results import (cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, log, machine, machine_line,
+from _results import (Interrupted, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, log, machine, machine_line,
                       note_lines, now, pyplot, read, save_figure, write, write_and_print)
 
 NAME = "failover_gap"
@@ -106,13 +105,6 @@ def settings(vips: list[str]) -> list[Setting]:
                 freeze_s=45, kill_s=30, lab_s=120),
     ]
 
-
-class Interrupted(Exception):
-    """A signal asked the bench to stop: clean up and leave."""
-
-
-def on_signal(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signal.Signals(signum).name}")
 
 
 # --- the lab --------------------------------------------------------------
@@ -635,7 +627,7 @@ def main() -> int:
         return 0
 
     link_collection()
-    handle_signals(on_signal)
+    handle_signals()
 
     budget = Budget(args.budget, hard_limit=args.hard_limit)
     lab = Lab.from_inventory()
