@@ -54,7 +54,6 @@ WORK = "/root/bench-work"
 sys.path.insert(0, str(SCENARIO_DIR / "tests"))
 
 
-
 def lab() -> dict[str, Any]:
     """Names, groups and addresses of the scenario's hosts."""
     spec = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text(encoding="utf-8"))

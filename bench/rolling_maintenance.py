@@ -53,7 +53,6 @@ BIN = ROOT / ".venv" / "bin"
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
 
 
-
 def lab() -> dict[str, Any]:
     spec = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text(encoding="utf-8"))
     names = {group: [p["name"] for p in spec["platforms"] if group in p["groups"]]
