@@ -61,8 +61,9 @@ def lab() -> dict[str, Any]:
 
 
 def inventory() -> str:
-    (path,) = Path.home().joinpath(".ansible", "tmp").glob(f"molecule.*.{SCENARIO}/inventory/ansible_inventory.yml")
-    return str(path)
+    """The inventory molecule wrote for this run: the newest of the scenario's (other checkouts have their own)."""
+    paths = Path.home().joinpath(".ansible", "tmp").glob(f"molecule.*.{SCENARIO}/inventory/ansible_inventory.yml")
+    return str(max(paths, key=lambda path: path.stat().st_mtime))
 
 
 def docker_exec(container: str, *argv: str, timeout: float = 120) -> str:
