@@ -1,35 +1,43 @@
 """Benchmark: the gap a client sees on a VIP when the node holding it dies.
 
-A client of the bench lab (bench/inventories/failover: node1, node2 and a
-client on 172.30.90.0/24) opens a connection to the VIP every 10 ms
-(bench/gap_probe.py, run on the client through ``docker exec``); each node's
-whoami service answers with its name. While node1 holds the VIP, the bench
-freezes it (``docker pause``: a hung machine) or kills it (``docker kill``: a
-power cut), and the client records the longest time between two answered
-requests until node2 answers steadily: the client-visible failover gap.
-Then node1 comes back (``docker unpause``, or ``docker start`` and systemd
-booted) and the bench waits until the VIP is back on node1 alone and steady,
-recording that failback gap too, so every trial starts from the same state.
+A client opens a connection to the VIP every 10 ms (bench/gap_probe.py, run
+on the client through ``docker exec``); each node's whoami service answers
+with its name. While node1 holds the VIP, the bench freezes it (``docker
+pause``: a hung machine) or kills it (``docker kill``: a power cut), and the
+client records the longest time between two answered requests until node2
+answers steadily: the client-visible failover gap. Then node1 comes back
+(``docker unpause``, or ``docker start`` and systemd booted) and the bench
+waits until the VIP is back on node1 alone and steady, recording that
+failback gap too, so every trial starts from the same state.
 
-Settings, each converged with bench/playbooks/converge.yml on the bench lab:
-keepalived with floating_ip_profile conservative (VRRPv2, 1 s adverts) and
-fast (VRRPv3, 0.1 s), ucarp (advbase 1 s) and the heartbeat pair (the role's
-default timings, deadtime 10 s, auto_failback on). The lab is created fresh
-for each backend with lab/up.yml (the fast profile is converged over the
-conservative one: a keepalived reload) and removed with lab/down.yml at the
-end, also on failure or interruption. Secrets (ucarp's password, heartbeat's
-key) are made for the run and passed in a file of a private temporary
-directory, never printed.
+Settings, each converged with bench/playbooks/converge.yml: keepalived with
+floating_ip_profile conservative (VRRPv2, 1 s adverts) and fast (VRRPv3,
+0.1 s), ucarp (advbase 1 s) and the heartbeat pair (the role's default
+timings, deadtime 10 s, auto_failback on). Each runs in lanes: a lane is a
+lab of its own (node1, node2 and a client, from the lab of
+bench/inventories/failover, on the next /24 and under its own lab name),
+and the lanes run at the same time, so that 20 freeze and 20 kill trials of
+every setting fit in the time of the slowest lane: heartbeat's trials, which
+wait out its 10 s deadtime and its restart after a partition, are spread
+over three lanes. The labs are created with lab/up.yml and removed with
+lab/down.yml at the end, also on failure or interruption (``--down`` removes
+them after a run that was killed outright). Secrets (ucarp's password,
+heartbeat's key) are made for the run and passed in a file of a private
+temporary directory, never printed.
 
-Trials: --freeze (20) per setting; --kill up to 20, at least --min-kill (5),
-as many as the time budget (--budget seconds, 1500) leaves, shared evenly
-among the settings. No trial starts after --hard-limit seconds (3600):
-whatever is left is skipped and the results say so. Every docker and
-ansible command has a timeout. Target: the fast profile's p99 gap under
-400 ms.
+The anchor, in the same run and lab: before its trials each lane probes the
+VIP for 10 s with nothing broken, and the longest gap then is the noise of
+the probe and the machine that every trial's gap carries too.
 
-Run: make bench   (or: .venv/bin/python bench/failover_gap.py [--settings keepalived_fast,...])
+Trials: --trials (20) freeze and as many kill trials per setting; a trial
+that could not measure (a docker command failed) is replaced, three times at
+most. No trial starts after --hard-limit seconds (1200): whatever is left is
+skipped and the results say so. Every docker and ansible command has a
+timeout. Target: the fast profile's p99 gap under 400 ms.
+
+Run: make bench   (or: .venv/bin/python bench/failover_gap.py [--settings keepalived_fast,...] [--trials N])
      .venv/bin/python bench/failover_gap.py --report-only   (table and plot again from the JSON)
+     .venv/bin/python bench/failover_gap.py --down          (remove every lane's lab)
 Writes bench/results/failover_gap.json (every trial, raw), failover_gap.md
 (the table it prints) and failover_gap.png (the distributions).
 """
@@ -42,15 +50,18 @@ import json
 import os
 import queue
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from _results import (Interrupted, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, log, machine, machine_line,
                       note_lines, now, pyplot, read, save_figure, write, write_and_print)
@@ -58,7 +69,7 @@ from _results import (Interrupted, cell, figure_label, handle_signals, ignore_si
 NAME = "failover_gap"
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-INVENTORY = BENCH / "inventories" / "failover"
+INVENTORY = BENCH / "inventories" / "failover"  # the lab every lane copies
 CONVERGE = BENCH / "playbooks" / "converge.yml"
 PROBE_SOURCE = (BENCH / "gap_probe.py").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent  # the virtualenv's ansible-playbook
@@ -69,7 +80,9 @@ REQUEST_TIMEOUT = 0.5  # per request, under Linux's 1 s SYN retransmit
 FAILOVER_DEADLINE = 60.0  # the probe gives up on the peer answering after this
 FAILBACK_DEADLINE = 120.0  # and on the returning owner (a kill boots it first)
 SETTLE_S = 1.5  # the VIP must stay on its owner alone this long before a trial
-RETRIES = 3  # failed trials replaced per setting and kind, at most
+ANCHOR_S = 10.0  # seconds each lane probes with nothing broken, first
+RETRIES = 3  # failed trials replaced per lane and kind, at most
+KINDS = ("freeze", "kill")
 # What a trial keeps of each probe's report (gap_probe.py documents them).
 PROBE_KEYS = ("requests", "answers", "errors", "runs", "gaps", "max_late_ms", "open_gap", "gap_ms", "seconds")
 
@@ -79,40 +92,37 @@ class Setting:
     name: str
     label: str
     backend: str
-    extra: dict[str, Any]  # the VIP layer's variables for converge.yml
-    fresh_lab: bool = True  # tear the lab down and up before it
-    # Seconds one freeze and one kill trial take, and its lab with the
-    # converge: estimates (from runs on 2 busy cores) that only share the
-    # time budget out among the settings.
-    freeze_s: float = 10.0
-    kill_s: float = 15.0
-    lab_s: float = 120.0
+    extra: dict[str, Any]  # the VIP layer's variables for converge.yml, but its pool
+    vips: int = 2  # the pool: the first of .101 and .102 of each lane's network
+    # The labs the setting's trials are spread over, each with the failure
+    # kinds it runs; a kind's trials are shared evenly among its lanes.
+    lanes: tuple[tuple[str, ...], ...] = (KINDS,)
 
 
-def settings(vips: list[str]) -> list[Setting]:
-    pair = {"floatip_vip_pool": vips[:2], "floatip_vips_per_node": 1}
+def settings() -> list[Setting]:
+    pair = {"floatip_vips_per_node": 1}  # .101 owned by node1, .102 by node2
     return [
         Setting("keepalived", "keepalived conservative (VRRPv2, 1 s)", "keepalived",
-                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "conservative"},
-                freeze_s=10, kill_s=13, lab_s=240),
+                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "conservative"}),
         Setting("keepalived_fast", "keepalived fast (VRRPv3, 0.1 s)", "keepalived",
-                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "fast"},
-                fresh_lab=False, freeze_s=7, kill_s=11, lab_s=70),
-        Setting("ucarp", "ucarp (advbase 1 s)", "ucarp",
-                {**pair, "floatip_vip_backend": "ucarp"}, freeze_s=11, kill_s=15, lab_s=200),
+                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "fast"}),
+        Setting("ucarp", "ucarp (advbase 1 s)", "ucarp", {**pair, "floatip_vip_backend": "ucarp"}),
+        # A frozen primary costs heartbeat its deadtime and, once thawed, the
+        # peer's restart after the partition (some 35 s a trial): two lanes.
         Setting("heartbeat", "heartbeat (deadtime 10 s)", "heartbeat",
-                {"floatip_vip_pool": vips[:1], "floatip_vip_backend": "heartbeat", "heartbeat_auto_failback": True},
-                freeze_s=45, kill_s=30, lab_s=120),
+                {"floatip_vip_backend": "heartbeat", "heartbeat_auto_failback": True}, vips=1,
+                lanes=(("freeze",), ("freeze",), ("kill",))),
     ]
 
 
-# --- the lab --------------------------------------------------------------
+# --- the labs -------------------------------------------------------------
 
 
 @dataclass
 class Lab:
-    """The bench lab's names and addresses, read from its inventory."""
+    """A lane's lab: its names and addresses, read from its inventory."""
 
+    inventory: Path
     containers: dict[str, str]  # inventory host -> container
     network: str
     port: int
@@ -123,19 +133,20 @@ class Lab:
     secret_values: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_inventory(cls) -> Lab:
-        out = run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"], timeout=120).stdout
+    def from_inventory(cls, inventory: Path) -> Lab:
+        out = run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"], timeout=120).stdout
         hostvars = json.loads(out)["_meta"]["hostvars"]
 
         def plain(value: Any) -> Any:
             return value.get("__ansible_unsafe", value) if isinstance(value, dict) else value
 
-        network = ipaddress.ip_network(hostvars["node1"]["floatip_network"])
+        network = ipaddress.ip_network(plain(hostvars["node1"]["floatip_network"]))
         return cls(
+            inventory=inventory,
             containers={host: plain(v["ansible_host"]) for host, v in hostvars.items()},
             network=str(network),
             port=int(hostvars["client"]["whoami_port"]),
-            # .101 and .102 of the bench network: one VIP owned by each node.
+            # .101 and .102 of the lab's network: one VIP owned by each node.
             vips=[str(network[101]), str(network[102])],
         )
 
@@ -146,6 +157,61 @@ class Lab:
         for value in self.secret_values:
             text = text.replace(value, "***")
         return text
+
+
+def lane_inventory(index: int, directory: Path) -> Path:
+    """The inventory of lane ``index``: the bench lab's, on the ``index``-th
+    /24 after its network and named after it plus the index, every host at
+    the same offset in the new network."""
+    base = yaml.safe_load((INVENTORY / "group_vars" / "all" / "cluster.yml").read_text(encoding="utf-8"))
+    network = ipaddress.ip_network(base["floatip_network"])
+    lane_net = ipaddress.ip_network((int(network.network_address) + index * 256, network.prefixlen))
+    target = directory / f"lane{index}"
+    shutil.copytree(INVENTORY, target, dirs_exist_ok=True)
+    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text(encoding="utf-8"))
+
+    def move(tree: Any) -> None:
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                if key == "floatip_address":
+                    tree[key] = str(lane_net.network_address + (int(ipaddress.ip_address(value)) - int(network.network_address)))
+                else:
+                    move(value)
+
+    move(hosts)
+    (target / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False), encoding="utf-8")
+    # Read after cluster.yml in group_vars/all/, so these win.
+    (target / "group_vars" / "all" / "lane.yml").write_text(
+        yaml.safe_dump({"floatip_network": str(lane_net), "floatip_lab_name": f"{base['floatip_lab_name']}{index}"}), encoding="utf-8")
+    return target
+
+
+@dataclass
+class Lane:
+    """One lab and the trials run on it."""
+
+    index: int
+    setting: Setting
+    trials: dict[str, int]  # failure kind -> trials on this lane
+    lab: Lab
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting.name}/{self.index}"
+
+
+def plan_lanes(chosen: list[Setting], trials: int, directory: Path) -> list[Lane]:
+    """Every setting's lanes, numbered in order, with ``trials`` of each kind shared among the lanes that run it."""
+    lanes: list[Lane] = []
+    for setting in chosen:
+        for position, kinds in enumerate(setting.lanes):
+            share = {}
+            for kind in kinds:
+                carriers = [i for i, ks in enumerate(setting.lanes) if kind in ks]
+                share[kind] = trials // len(carriers) + (1 if carriers.index(position) < trials % len(carriers) else 0)
+            index = len(lanes)
+            lanes.append(Lane(index, setting, share, Lab.from_inventory(lane_inventory(index, directory))))
+    return lanes
 
 
 def ansible_env() -> dict[str, str]:
@@ -169,7 +235,7 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
 
 
 def playbook(lab: Lab, path: Path, *args: str, timeout: float) -> None:
-    done = run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(path), *args], timeout=timeout, check=False)
+    done = run([str(BIN / "ansible-playbook"), "-i", str(lab.inventory), str(path), *args], timeout=timeout, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
         raise RuntimeError(f"{path.relative_to(ROOT)} failed (rc {done.returncode}):\n{lab.redact(tail)}")
@@ -273,9 +339,10 @@ def wait_booted(container: str, timeout: float = 120) -> str:
 class Probe:
     """bench/gap_probe.py running on the client, its JSON lines read here."""
 
-    def __init__(self, lab: Lab, vip: str, before: str, after: str, deadline: float) -> None:
+    def __init__(self, lab: Lab, vip: str, before: str, after: str, deadline: float, settle: float = 1.0) -> None:
         argv = ["docker", "exec", "-i", lab.c(lab.client), "python3", "-", vip, str(lab.port), before, after,
-                "--interval", str(INTERVAL), "--timeout", str(REQUEST_TIMEOUT), "--deadline", str(deadline)]
+                "--interval", str(INTERVAL), "--timeout", str(REQUEST_TIMEOUT), "--deadline", str(deadline),
+                "--settle", str(settle)]
         self.deadline = deadline
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -414,120 +481,90 @@ def summarize(block: dict[str, Any]) -> None:
     block["unmeasured_trials"] = sum(1 for t in trials if "error" in t)
 
 
-@dataclass
-class Budget:
-    seconds: float
-    start: float = field(default_factory=time.monotonic)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    hard_limit: float = 3600.0
-
-    def hard_stop(self) -> bool:
-        return self.elapsed() > self.hard_limit
+def anchor(lab: Lab) -> dict[str, Any]:
+    """The probe for ANCHOR_S with nothing broken: its longest gap is the
+    noise floor of every trial's gap on this lab."""
+    probe = Probe(lab, lab.vips[0], lab.node_a, lab.node_a, ANCHOR_S + 30, settle=ANCHOR_S)
+    try:
+        done = probe.event("done", timeout=ANCHOR_S + 60)
+    finally:
+        probe.stop()
+    return {"gap_ms": done["gap_ms"], "settled": done["settled"], "probe": {k: done[k] for k in PROBE_KEYS}}
 
 
-def run_setting(lab: Lab, setting: Setting, later: list[Setting], args: argparse.Namespace, budget: Budget,
-                extra_file: Path, report: dict[str, Any]) -> None:
-    entry: dict[str, Any] = report["settings"].setdefault(setting.name, {
-        "label": setting.label, "backend": setting.backend,
-        "vars": dict(setting.extra),
-        "freeze": {"trials": []}, "kill": {"trials": []}, "notes": [],
-    })
+def run_lane(lane: Lane, extra_file: Path, hard_stop: threading.Event, record: dict[str, Any]) -> None:
+    """Build the lane's lab, probe its anchor, then run its trials, filling ``record`` as it goes."""
+    lab, setting = lane.lab, lane.setting
     started = time.monotonic()
-    if setting.fresh_lab:
-        log(f"{setting.name}: a fresh bench lab")
-        lab_down(lab)
-        lab_up(lab)
-    log(f"{setting.name}: converging")
+    lab_down(lab)  # whatever an earlier run left
+    lab_up(lab)
+    log(f"{lane.name}: converging {setting.label}")
     playbook(lab, CONVERGE, "-e", f"@{extra_file}", timeout=1200)
-    entry["lab_s"] = round(time.monotonic() - started, 1)
-    entry["steady_before_s"] = round(wait_steady(lab, setting, lab.vips[0], lab.node_a, timeout=120), 2)
-    log(f"{setting.name}: lab ready in {entry['lab_s']} s")
+    record["lab_s"] = round(time.monotonic() - started, 1)
+    record["steady_before_s"] = round(wait_steady(lab, setting, lab.vips[0], lab.node_a, timeout=120), 2)
+    record["anchor"] = anchor(lab)
+    log(f"{lane.name}: lab ready in {record['lab_s']} s; nothing broken, the longest gap was {record['anchor']['gap_ms']} ms")
 
     failures_in_a_row = 0
 
     def one(kind: str, number: int) -> bool:
         nonlocal failures_in_a_row
-        record: dict[str, Any] = {"trial": number, "kind": kind, "ok": False,
-                                  "load": load_average()}
+        result: dict[str, Any] = {"trial": number, "kind": kind, "lane": lane.index, "ok": False, "load": load_average()}
         try:
-            trial(lab, setting, kind, record)
+            trial(lab, setting, kind, result)
         except (TimeoutError, RuntimeError, subprocess.SubprocessError) as exc:
-            record.update(ok=False, error=lab.redact(str(exc)))
-            log(f"{setting.name} {kind} {number}: FAILED {record['error']} (gap {record.get('gap_ms')} ms, "
-                f"failback gap {record.get('failback_gap_ms')} ms)")
-            # Back to the starting state if possible; a setting that cannot
-            # get there twice in a row is abandoned.
+            result.update(ok=False, error=lab.redact(str(exc)))
+            log(f"{lane.name} {kind} {number}: FAILED {result['error']} (gap {result.get('gap_ms')} ms, "
+                f"failback gap {result.get('failback_gap_ms')} ms)")
+            # Back to the starting state if possible; a lane that cannot get
+            # there twice in a row is abandoned.
             try:
                 if is_paused(lab.c(lab.node_a)):
                     docker("unpause", lab.c(lab.node_a))
                 if docker("inspect", "--format", "{{.State.Running}}", lab.c(lab.node_a)) != "true":
                     docker("start", lab.c(lab.node_a))
                 wait_booted(lab.c(lab.node_a))
-                wait_steady(lab, setting, lab.vips[0], lab.node_a, timeout=120, record=record)
+                wait_steady(lab, setting, lab.vips[0], lab.node_a, timeout=120, record=result)
             except (TimeoutError, RuntimeError, subprocess.SubprocessError) as again:
-                record["restore_error"] = lab.redact(str(again))
+                result["restore_error"] = lab.redact(str(again))
                 failures_in_a_row += 1
         else:
-            failures_in_a_row = 0 if record["ok"] else failures_in_a_row + 1
-            log(f"{setting.name} {kind} {number}: gap {record['gap_ms']} ms, failback gap "
-                f"{record.get('failback_gap_ms')} ms, trial {record['trial_s']} s")
-        entry[kind]["trials"].append(record)
+            failures_in_a_row = 0 if result["ok"] else failures_in_a_row + 1
+            log(f"{lane.name} {kind} {number}: gap {result['gap_ms']} ms, failback gap "
+                f"{result.get('failback_gap_ms')} ms, trial {result['trial_s']} s")
+        record["trials"].append(result)
         return failures_in_a_row < 2
-
-    def ok_trials(kind: str) -> int:
-        """Trials that measured (a failover that never came counts too)."""
-        return sum(1 for t in entry[kind]["trials"] if "error" not in t)
 
     # A trial that could not measure (a docker command that failed, say) is
     # replaced, RETRIES times per kind at most.
-    number = 0
-    while ok_trials("freeze") < args.freeze and number < args.freeze + RETRIES:
-        number += 1
-        if budget.hard_stop():
-            entry["notes"].append(f"freeze trials stopped at {ok_trials('freeze')}: past the hard time limit")
-            break
-        if not one("freeze", number):
-            entry["notes"].append("abandoned after two failed trials in a row")
-            break
+    for kind, wanted in lane.trials.items():
+        number = 0
+        while measured(record["trials"], kind) < wanted and number < wanted + RETRIES:
+            number += 1
+            if hard_stop.is_set():
+                record["notes"].append(f"{kind} trials stopped at {measured(record['trials'], kind)} of {wanted}: "
+                                       "past the hard time limit, or interrupted")
+                return
+            if not one(kind, number):
+                record["notes"].append("abandoned after two failed trials in a row")
+                return
 
-    # Kill trials: the minimum, then more while this setting's share of the
-    # slack lasts (the slack: the budget left after every later setting's
-    # lab, freeze trials and minimum of kill trials).
-    freeze_done = [t["trial_s"] for t in entry["freeze"]["trials"] if "trial_s" in t]
-    reserve = sum(s.lab_s + args.freeze * s.freeze_s + args.min_kill * s.kill_s for s in later)
-    slack = budget.seconds - budget.elapsed() - reserve - args.min_kill * setting.kill_s
-    share = max(slack, 0) / (1 + len(later))
-    extra_start: float | None = None
-    kill_times: list[float] = []
-    number = 0
-    while ok_trials("kill") < args.kill and number < args.kill + RETRIES:
-        number += 1
-        if any(note.startswith("abandoned") for note in entry["notes"]):
-            break
-        if budget.hard_stop():
-            entry["notes"].append(f"kill trials stopped at {ok_trials('kill')}: past the hard time limit")
-            break
-        if ok_trials("kill") >= args.min_kill:
-            extra_start = extra_start or time.monotonic()
-            per_trial = statistics.fmean(kill_times) if kill_times else setting.kill_s
-            if time.monotonic() - extra_start + per_trial > share:
-                entry["notes"].append(
-                    f"{ok_trials('kill')} of {args.kill} kill trials: the time budget ({args.budget / 60:.0f} min for the "
-                    f"whole bench) left this setting {share:.0f} s beyond its minimum of {args.min_kill}")
-                break
-        t = time.monotonic()
-        if not one("kill", number):
-            entry["notes"].append("abandoned after two failed trials in a row")
-            break
-        kill_times.append(time.monotonic() - t)
-    entry["freeze_trial_s_mean"] = round(statistics.fmean(freeze_done), 1) if freeze_done else None
-    entry["kill_trial_s_mean"] = round(statistics.fmean(kill_times), 1) if kill_times else None
-    entry["setting_s"] = round(time.monotonic() - started, 1)
-    for kind in ("freeze", "kill"):
-        summarize(entry[kind])
+
+def measured(trials: list[dict[str, Any]], kind: str) -> int:
+    """Trials of a kind that measured (a failover that never came counts too)."""
+    return sum(1 for t in trials if t["kind"] == kind and "error" not in t)
+
+
+def gather(report: dict[str, Any]) -> None:
+    """Each setting's trials of each kind from its lanes, summarized."""
+    for entry in report["settings"].values():
+        lanes = [report["lanes"][str(i)] for i in entry["lanes"]]
+        for kind in KINDS:
+            entry[kind] = {"trials": [t for lane in lanes for t in lane["trials"] if t["kind"] == kind]}
+            summarize(entry[kind])
+        gaps = [lane["anchor"]["gap_ms"] for lane in lanes if lane.get("anchor") and lane["anchor"]["gap_ms"] is not None]
+        entry["anchor_gap_ms"] = max(gaps) if gaps else None
+        entry["notes"] = [f"lane {i}: {note}" for i in entry["lanes"] for note in report["lanes"][str(i)]["notes"]]
 
 
 # --- the report -----------------------------------------------------------
@@ -542,16 +579,18 @@ def table(report: dict[str, Any]) -> str:
         "requests while node1, holding the VIP, is frozen (docker pause) or killed (docker kill), until node2",
         "answers steadily. Failback: the same gap while the VIP returns to node1 (unpaused, or booted again).",
         "p99 is interpolated between the largest gaps of the trials; 10 ms means no request went unanswered.",
+        "Anchor: the longest gap of the same probe in the same labs with nothing broken "
+        f"({report['method'].get('anchor_s', ANCHOR_S):.0f} s per lane).",
         f"Target: fast profile p99 < {TARGET_MS:.0f} ms.",
-        f"{machine_line(report)}; total {report.get('total_s', 0) / 60:.1f} min; "
+        f"{machine_line(report)}; total {report.get('total_s', 0) / 60:.1f} min, {len(report.get('lanes', {}))} lanes at once; "
         f"{report.get('other_containers', 0)} other containers running on the machine at the start.",
         "",
-        "| setting | failure | trials | median ms | p99 ms | max ms | failback median ms | failback max ms | target |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| setting | failure | trials | median ms | p99 ms | max ms | failback median ms | failback max ms | nothing broken ms | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, entry in report["settings"].items():
-        for kind in ("freeze", "kill"):
-            block = entry[kind]
+        for kind in KINDS:
+            block = entry.get(kind, {})
             s, fb = block.get("summary", {"n": 0}), block.get("failback_summary", {"n": 0})
             trials = f"{s['n']}" + (f" (+{block['failed_trials']} never served)" if block.get("failed_trials") else "")
             trials += f" (+{block['unmeasured_trials']} not measured)" if block.get("unmeasured_trials") else ""
@@ -560,17 +599,44 @@ def table(report: dict[str, Any]) -> str:
                 target = "met" if s["p99_ms"] < TARGET_MS else "MISSED"
             lines.append(f"| {entry['label']} | {kind} | {trials} | {cell(s.get('median_ms'), 0)} | {cell(s.get('p99_ms'), 0)} | "
                          f"{cell(s.get('max_ms'), 0)} | {cell(fb.get('median_ms'), 0)} | {cell(fb.get('max_ms'), 0)} | "
-                         f"{target} |")
+                         f"{cell(entry.get('anchor_gap_ms'), 0)} | {target} |")
     notes = [f"{entry['label']}: {note}" for entry in report["settings"].values() for note in entry.get("notes", [])]
     for entry in report["settings"].values():
-        for kind in ("freeze", "kill"):
-            block = entry[kind]
+        for kind in KINDS:
+            block = entry.get(kind, {})
             if block.get("heartbeat_restarts"):
                 notes.append(f"{entry['label']}, {kind}: in {block['heartbeat_restarts']} of {len(block['trials'])} trials "
-                             "heartbeat.service stopped on a node after the pair healed and the bench started it again; "
+                             "heartbeat.service stayed stopped on a node after the pair healed and the bench started it again; "
                              "their failback gaps are left out")
     notes += report.get("notes", [])
     return "\n".join(lines + note_lines(notes)) + "\n"
+
+
+def summary_cell(block: dict[str, Any]) -> str:
+    s = block.get("summary", {"n": 0})
+    if not s["n"]:
+        return "not measured"
+    return f"median {s['median_ms']:.0f} ms, p99 {s['p99_ms']:.0f}, max {s['max_ms']:.0f} ({s['n']} trials)"
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary rows: per failure kind, every setting's gap, against the gap with nothing broken."""
+    entries = report.get("settings", {})
+    anchors = [e["anchor_gap_ms"] for e in entries.values() if e.get("anchor_gap_ms") is not None]
+    anchor_text = (f"nothing broken, same probe and labs: longest gap {max(anchors):.0f} ms" if anchors
+                   else "nothing broken: not measured")
+    rows = []
+    for kind, what in (("freeze", "client-visible gap when the VIP holder is frozen (docker pause)"),
+                       ("kill", "the same when it is killed (docker kill, a power cut)")):
+        cells = [f"{entry['label']}: {summary_cell(entry.get(kind, {}))}" for entry in entries.values()]
+        rows.append((what, "; ".join(cells) or "not measured", anchor_text))
+    failback = []
+    for entry in entries.values():
+        gaps = [g for kind in KINDS for g in entry.get(kind, {}).get("failback_gaps_ms", [])]
+        if gaps:
+            failback.append(f"{entry['label']}: median {statistics.median(gaps):.0f} ms, max {max(gaps):.0f}")
+    rows.append(("failback (the VIP returns to its owner)", "; ".join(failback) or "not measured", anchor_text))
+    return rows
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -581,8 +647,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax, key, title in ((axes[0], "gaps_ms", "failover: node1 frozen or killed"),
                            (axes[1], "failback_gaps_ms", "failback: node1 back")):
         for i, name in enumerate(names):
+            entry = report["settings"][name]
             for j, (kind, colour) in enumerate(kinds):
-                data = report["settings"][name][kind].get(key, [])
+                data = entry.get(kind, {}).get(key, [])
                 x = i + (j - 0.5) * 0.36
                 if not data:
                     continue
@@ -591,6 +658,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
                            whiskerprops={"color": colour}, capprops={"color": colour})
                 jitter = [x + ((k * 0.618) % 1 - 0.5) * 0.2 for k in range(len(data))]
                 ax.scatter(jitter, data, s=12, color=colour, alpha=0.6, zorder=3, label=kind)
+            if entry.get("anchor_gap_ms") is not None:
+                ax.hlines(entry["anchor_gap_ms"], i - 0.45, i + 0.45, color="grey", linestyle=":", label="nothing broken (anchor)")
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)), [report["settings"][n]["label"].replace(" (", "\n(") for n in names], fontsize=8)
         ax.set_title(title)
@@ -609,17 +678,48 @@ def plot(report: dict[str, Any], path: Path) -> None:
 # --- main -----------------------------------------------------------------
 
 
+def secrets_file(lane: Lane, directory: Path, ucarp_password: str, heartbeat_key: str) -> Path:
+    """The lane's VIP layer as extra vars, its secret included, in a file only its owner reads."""
+    setting = lane.setting
+    extra = {**setting.extra, "floatip_vip_pool": lane.lab.vips[:setting.vips]}
+    if setting.backend == "ucarp":
+        extra["floating_ip_password"] = ucarp_password
+    if setting.backend == "heartbeat":
+        extra["heartbeat_auth_key"] = heartbeat_key
+    path = directory / f"lane{lane.index}.json"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(extra), encoding="utf-8")
+    return path
+
+
+def remove_labs(lanes: list[Lane]) -> int:
+    """Every lane's lab removed, at once; 1 when one could not be."""
+    failed: list[str] = []
+
+    def down(lane: Lane) -> None:
+        try:
+            lab_down(lane.lab)
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            failed.append(f"{lane.name}: {lane.lab.redact(str(exc))}")
+
+    threads = [threading.Thread(target=down, args=(lane,)) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for message in failed:
+        log(f"could not remove a lab: {message}")
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--freeze", type=int, default=20, help="freeze trials per setting")
-    parser.add_argument("--kill", type=int, default=20, help="kill trials per setting, at most")
-    parser.add_argument("--min-kill", type=int, default=5, help="kill trials per setting, at least")
-    parser.add_argument("--budget", type=float, default=1500, help="seconds for the whole bench, kill trials beyond the minimum fit into")
-    parser.add_argument("--hard-limit", type=float, default=3600, help="seconds after which no further trial starts")
+    parser.add_argument("--trials", type=int, default=20, help="freeze trials, and kill trials, per setting")
+    parser.add_argument("--hard-limit", type=float, default=1200, help="seconds after which no further trial starts")
     parser.add_argument("--settings", help="comma-separated subset of: keepalived, keepalived_fast, ucarp, heartbeat")
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
+    parser.add_argument("--down", action="store_true", help="remove every lane's lab, and nothing else")
     args = parser.parse_args()
-    args.min_kill = min(args.min_kill, args.kill)
 
     if args.report_only:
         print(write(NAME, read(NAME), table, plot), end="")
@@ -627,22 +727,24 @@ def main() -> int:
 
     link_collection()
     handle_signals()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="floatip-bench-") as tmp:
+        directory = Path(tmp)
+        chosen = settings()
+        if args.settings:
+            wanted = args.settings.split(",")
+            unknown = set(wanted) - {s.name for s in chosen}
+            if unknown:
+                parser.error(f"unknown settings: {', '.join(sorted(unknown))}")
+            chosen = [s for s in chosen if s.name in wanted]
+        lanes = plan_lanes(settings() if args.down else chosen, args.trials, directory)
+        if args.down:
+            return remove_labs(lanes)
+        return run_all(args, chosen, lanes, directory, started)
 
-    budget = Budget(args.budget, hard_limit=args.hard_limit)
-    lab = Lab.from_inventory()
-    chosen = settings(lab.vips)
-    if args.settings:
-        wanted = args.settings.split(",")
-        unknown = set(wanted) - {s.name for s in chosen}
-        if unknown:
-            parser.error(f"unknown settings: {', '.join(sorted(unknown))}")
-        chosen = [s for s in chosen if s.name in wanted]
-    # A setting is converged over the one before only when both have the
-    # same backend (the fast profile over the conservative one).
-    chosen = [s if s.fresh_lab or (i and chosen[i - 1].backend == s.backend) else replace(s, fresh_lab=True)
-              for i, s in enumerate(chosen)]
 
-    ours = set(lab.containers.values())
+def run_all(args: argparse.Namespace, chosen: list[Setting], lanes: list[Lane], directory: Path, started: float) -> int:
+    ours = {c for lane in lanes for c in lane.lab.containers.values()}
     others = [n for n in docker("ps", "--format", "{{.Names}}").split() if n not in ours]
     report: dict[str, Any] = {
         "benchmark": NAME,
@@ -650,72 +752,72 @@ def main() -> int:
         "machine": machine(docker=docker("version", "--format", "{{.Server.Version}}", check=False)),
         "other_containers": len(others),
         "load_start": load_average(),
-        "method": {"interval_ms": INTERVAL * 1000, "request_timeout_ms": REQUEST_TIMEOUT * 1000,
-                   "freeze_trials": args.freeze, "kill_trials_max": args.kill, "kill_trials_min": args.min_kill,
-                   "budget_s": args.budget, "hard_limit_s": args.hard_limit, "vip": lab.vips[0], "holder": lab.node_a, "peer": lab.node_b,
-                   "network": lab.network},
-        "settings": {},
+        "method": {"interval_ms": INTERVAL * 1000, "request_timeout_ms": REQUEST_TIMEOUT * 1000, "trials": args.trials,
+                   "anchor_s": ANCHOR_S, "hard_limit_s": args.hard_limit, "holder": "node1", "peer": "node2",
+                   "vip": "the .101 of each lane's network"},
+        "settings": {s.name: {"label": s.label, "backend": s.backend, "vars": dict(s.extra), "vips": s.vips,
+                              "lanes": [lane.index for lane in lanes if lane.setting is s]} for s in chosen},
+        "lanes": {str(lane.index): {"setting": lane.setting.name, "network": lane.lab.network, "trials_planned": lane.trials,
+                                    "trials": [], "notes": []} for lane in lanes},
         "notes": [],
         "complete": False,
     }
     tail = "" if not others else f" ({len(others)} other containers share the machine)"
-    log(f"failover_gap: {len(chosen)} settings, {args.freeze} freeze and {args.min_kill}-{args.kill} kill trials each, "
-        f"budget {args.budget:.0f} s{tail}")
-    status = 0
-    with tempfile.TemporaryDirectory(prefix="floatip-bench-") as tmp:
-        # Made for this run only; the file is readable by its owner alone.
-        ucarp_password = secrets.token_hex(8)  # ucarp refuses 20 characters or more
-        heartbeat_key = secrets.token_hex(20)
-        lab.secret_values = [ucarp_password, heartbeat_key]
+    log(f"failover_gap: {len(chosen)} settings in {len(lanes)} lanes at once, {args.trials} freeze and "
+        f"{args.trials} kill trials each{tail}")
+    ucarp_password = secrets.token_hex(8)  # ucarp refuses 20 characters or more
+    heartbeat_key = secrets.token_hex(20)
+    files = {lane.index: secrets_file(lane, directory, ucarp_password, heartbeat_key) for lane in lanes}
+    stop = threading.Event()
+    timer = threading.Timer(args.hard_limit, stop.set)
+    timer.daemon = True
+    timer.start()
+    errors: dict[int, str] = {}
+
+    def lane_thread(lane: Lane) -> None:
+        lane.lab.secret_values = [ucarp_password, heartbeat_key]
+        record = report["lanes"][str(lane.index)]
+        began = time.monotonic()
         try:
-            for i, setting in enumerate(chosen):
-                if budget.hard_stop():
-                    report["notes"].append(f"{setting.label}: not run, past the hard time limit")
-                    continue
-                extra = dict(setting.extra)
-                if setting.backend == "ucarp":
-                    extra["floating_ip_password"] = ucarp_password
-                if setting.backend == "heartbeat":
-                    extra["heartbeat_auth_key"] = heartbeat_key
-                extra_file = Path(tmp) / f"{setting.name}.json"
-                extra_file.touch(mode=0o600)
-                extra_file.write_text(json.dumps(extra), encoding="utf-8")
-                try:
-                    run_setting(lab, setting, chosen[i + 1:], args, budget, extra_file, report)
-                    if any(note.startswith("abandoned") for note in report["settings"][setting.name]["notes"]):
-                        status = 1
-                except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
-                    status = 1
-                    message = lab.redact(str(exc))
-                    log(f"{setting.name}: FAILED: {message}")
-                    report["settings"].setdefault(setting.name, {"label": setting.label, "freeze": {"trials": []},
-                                                                 "kill": {"trials": []}, "notes": []})
-                    report["settings"][setting.name]["notes"].append(f"failed: {message.splitlines()[0]}")
-                    for kind in ("freeze", "kill"):
-                        summarize(report["settings"][setting.name][kind])
-                report["total_s"] = round(budget.elapsed(), 1)
-                write(NAME, report, table, plot)
-            report["complete"] = status == 0
-        except Interrupted as exc:
-            status = 130
-            report["notes"].append(f"interrupted by {exc}")
-            log(f"interrupted by {exc}: removing the bench lab")
+            run_lane(lane, files[lane.index], stop, record)
+        except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
+            errors[lane.index] = lane.lab.redact(str(exc))
+            record["notes"].append(f"failed: {errors[lane.index].splitlines()[0]}")
+            log(f"{lane.name}: FAILED: {errors[lane.index]}")
         finally:
-            ignore_signals()
-            try:
-                lab_down(lab)
-            except (RuntimeError, subprocess.SubprocessError) as exc:
-                status = status or 1
-                log(f"could not remove the bench lab: {lab.redact(str(exc))}")
-    report["total_s"] = round(budget.elapsed(), 1)
-    if report["total_s"] > args.budget:
-        report["notes"].append(
-            f"the run took {report['total_s'] / 60:.0f} min, over the budget of {args.budget / 60:.0f} min: "
-            f"the labs and the minimum of trials ({args.freeze} freeze, {args.min_kill} kill per setting) do not fit in it")
+            record["lane_s"] = round(time.monotonic() - began, 1)
+
+    status = 0
+    threads = [threading.Thread(target=lane_thread, args=(lane,), daemon=True) for lane in lanes]
+    try:
+        for thread in threads:
+            thread.start()
+        ticks = 0
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(1)
+            ticks += 1
+            if ticks % 60 == 0:  # what is measured so far, on disk
+                report["total_s"] = round(time.monotonic() - started, 1)
+                gather(report)
+                write(NAME, report, table, plot)
+        abandoned = any(note.startswith("abandoned") for lane in report["lanes"].values() for note in lane["notes"])
+        status = 1 if errors or abandoned else 0
+        report["complete"] = status == 0 and not stop.is_set()
+    except Interrupted as exc:
+        status = 130
+        stop.set()
+        report["notes"].append(f"interrupted by {exc}")
+        log(f"interrupted by {exc}: removing the bench labs")
+    finally:
+        ignore_signals()
+        timer.cancel()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=180)
+        status = remove_labs(lanes) or status
+    report["total_s"] = round(time.monotonic() - started, 1)
     report["load_end"] = load_average()
-    for entry in report["settings"].values():
-        for kind in ("freeze", "kill"):
-            summarize(entry[kind])
+    gather(report)
     write_and_print(NAME, report, table, plot, f"{report['total_s'] / 60:.1f} min")
     return status
 
