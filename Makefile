@@ -97,19 +97,12 @@ molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
 	    tail -n 150 .build/molecule/{}.log; echo "floatip: molecule scenario {} FAILED (.build/molecule/{}.log)"; exit 255; \
 	  fi'
 
-# Every benchmark under bench/, writing bench/results/. failover_gap brings
-# its own lab (bench/inventories/failover) up and down; the lab-down after it
-# is a second guard, for a run that was killed before it could clean up.
-BENCH_INVENTORY := bench/inventories/failover
-bench: setup  ## every benchmark under bench/ (about 50 minutes; results in bench/results/)
-	$(VENV)/bin/python bench/vip_layout.py
-	$(VENV)/bin/python bench/runtime_api.py
-	$(VENV)/bin/python bench/reload_under_load.py
-	$(VENV)/bin/python bench/config_sync.py
-	$(VENV)/bin/python bench/rolling_maintenance.py
-	status=0; $(VENV)/bin/python bench/failover_gap.py || status=$$?; \
-	  ansible-playbook -i $(BENCH_INVENTORY) lab/down.yml >/dev/null || [ $$status -ne 0 ] || status=1; \
-	  exit $$status
+# Every benchmark under bench/ (bench/all.py: the loopback ones alone, then
+# the failover lanes beside the Molecule labs), each bounded in time and
+# cleaning up its labs; then one report in bench/results/report.md and the
+# latest figures in README.md between its bench markers.
+bench: setup  ## every benchmark, one report (under 30 minutes; bench/results/, README figures)
+	$(VENV)/bin/python bench/all.py --readme README.md
 
 build: venv  ## the collection tarball in .build/dist
 	ansible-galaxy collection build --force --output-path .build/dist

@@ -7,9 +7,12 @@ with ``read`` for ``--report-only``. Its report describes the machine with
 ``now``, ``machine`` and ``load_average``; its table and its figure name that
 machine with ``machine_line``, ``load_line`` and ``figure_label``, format
 numbers with ``cell`` and end with ``note_lines``; ``pyplot`` and
-``save_figure`` open and write the figure. The rest are helpers the
-benchmarks repeat: a log line, signals around the cleanup, the collection
-link under .build, the haproxy binary, and stopping a process by its pid.
+``save_figure`` open and write the figure. Its ``headline(report)`` gives
+its rows of the summary (bench/report.py), worded with ``measured``,
+``count``, ``failed_of`` and ``span``: a figure the report lacks reads
+``not measured``. The rest are helpers the benchmarks repeat: a log line,
+signals around the cleanup, the collection link under .build, the haproxy
+binary, and stopping a process by its pid.
 
 Just functions, no framework: the scripts import them from ``_results``
 (they run from bench/, which Python puts first on the path). Standard
@@ -124,6 +127,44 @@ def save_figure(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
+
+
+# --- headline rows ----------------------------------------------------------
+
+# The headline of a benchmark: ``headline(report)`` in its module, a list of
+# rows (what was measured, the figure, the anchor it was measured against in
+# the same run) built from the report alone, so that an old JSON serves too.
+NOT_MEASURED = "not measured"
+
+
+class NotMeasured(Exception):
+    """The report holds no figure for this (an old JSON, a run that stopped early)."""
+
+
+def measured(build: Callable[[], str], what: str = "") -> str:
+    """``build()``, or ``WHAT not measured`` when the report lacks a figure it needs (a missing key, a None, NotMeasured)."""
+    try:
+        return build()
+    except (NotMeasured, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+        return f"{what} {NOT_MEASURED}".strip()
+
+
+def count(value: int) -> str:
+    """A count in a sentence, with thousands separated: ``36,000``."""
+    return f"{value:,}"
+
+
+def failed_of(load: dict[str, Any]) -> str:
+    """``0 failed of 2,703``: a client load's failed requests of all it sent (``failed`` -1: the load did not report)."""
+    if load["failed"] < 0:
+        raise NotMeasured
+    return f"{count(load['failed'])} failed of {count(load['ok'] + load['failed'])}"
+
+
+def span(low: float, high: float, digits: int) -> str:
+    """``2.6-2.8``, or ``2.6`` when both round alike."""
+    first, last = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    return first if first == last else f"{first}-{last}"
 
 
 # --- small helpers ----------------------------------------------------------

@@ -19,7 +19,8 @@ node first answers the new marker: the push-to-served time (the push
 itself, the node learning of it, pull, ``haproxy -c``, the reload, the
 first answer). The anchor, measured in the same run: the same load for
 --anchor seconds with no push, and the time ``hg push`` alone takes.
-Target: every node within 5 s, zero failed requests.
+Target: every node within 5 s, zero failed requests. ``headline(report)``
+gives its row of bench/report.py's summary from the JSON.
 
 Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 10 --anchor 20]
      .venv/bin/python bench/config_sync.py --report-only   (table and plot again from the JSON)
@@ -43,8 +44,9 @@ from typing import Any
 
 import yaml
 
-from _results import (ROOT, Interrupted, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line,
-                      log, machine, machine_line, molecule, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from _results import (ROOT, Interrupted, cell, failed_of, figure_label, handle_signals, ignore_signals, link_collection, load_average,
+                      load_line, log, machine, machine_line, measured, molecule, note_lines, now, pyplot, read, save_figure, span, write,
+                      write_and_print)
 
 NAME = "config_sync"
 SCENARIO = "config_sync"
@@ -182,6 +184,25 @@ def table(report: dict[str, Any]) -> str:
         if load:
             lines.append(f"| {phase} | {load['seconds']:.0f} | {load['ok'] + max(load['failed'], 0)} | {load['failed']} |")
     return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's row: push-to-served per node and the requests lost meanwhile, against `hg push` alone and the load alone."""
+    def served() -> str:
+        stats, pushed = report["per_node"].values(), len(report["pushes"])
+        medians = [s["median"] for s in stats]
+        lost = sum(pushed - s["served"] for s in stats)
+        unserved = f", {lost} not served within 30 s" if lost else ""
+        return (f"median {span(min(medians), max(medians), 1)} s per node, max {max(s['max'] for s in stats):.2f} s "
+                f"({pushed} pushes, {len(stats)} nodes{unserved}; target {TARGET_S:.0f} s)")
+
+    def push_alone() -> str:
+        return f"median {report['push_alone']['median']:.2f} s"
+
+    load = report.get("load", {})
+    return [("a config change pushed to Mercurial until every node serves it",
+             f"{measured(served, 'push-to-served')}; {measured(lambda: failed_of(load['pushes']) + ' requests meanwhile', 'requests meanwhile')}",
+             f"`hg push` alone: {measured(push_alone)}; the same load without pushes: {measured(lambda: failed_of(load['anchor']))}")]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

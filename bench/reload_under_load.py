@@ -20,7 +20,8 @@ the role's systemd reload does it (ExecReload): ``haproxy -c``, the servers'
 states saved to the server-state-file through the admin socket, then ``kill
 -USR2`` to the master. Before each reload the master CLI's ``show proc`` is
 read, to check that every reload made a new worker. Target: zero failed
-requests.
+requests. ``headline(report)`` gives its row of bench/report.py's summary
+from the JSON: failed of all requests during the reloads, against the anchor.
 
 Run: .venv/bin/python bench/reload_under_load.py [--rate 600 --workers 2 --duration 60 --anchor 10]
      .venv/bin/python bench/reload_under_load.py --report-only   (table and plot again from the JSON)
@@ -50,8 +51,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _results import (cell, figure_label, handle_signals, haproxy_binary, ignore_signals, load_average, load_line, log, machine,
-                      machine_line, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+from _results import (NotMeasured, cell, count, figure_label, handle_signals, haproxy_binary, ignore_signals, load_average, load_line, log,
+                      machine, machine_line, measured, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
 
 NAME = "reload_under_load"
 
@@ -508,6 +509,23 @@ def table(report: dict[str, Any]) -> str:
                   f"{reload_phase['failed']} of {reload_phase['requests']} failed over "
                   f"{len(reload_phase['reloads'])} reloads."]
     return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's row: failed of all requests while reloading, against the phase without reloads."""
+    phases = report.get("phases", [])
+    method = report.get("method", {})
+
+    def failed(reloads: bool) -> str:
+        phase = next((p for p in phases if bool(p.get("reloads")) == reloads), None)
+        if phase is None:
+            raise NotMeasured
+        return f"{count(phase['failed'])} {'failed ' if reloads else ''}of {count(phase['requests'])}"
+
+    what = "HAProxy reloaded every second under load"
+    if "reload_s" in method and "rate" in method:
+        what = f"HAProxy reloaded every second for {method['reload_s']:.0f} s under {method['rate']:.0f} requests/s"
+    return [(what, measured(lambda: failed(True)), f"no reload: {measured(lambda: failed(False))}")]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

@@ -8,7 +8,11 @@ the scenario's molecule.yml.
 
 Converge: the wall time of ``molecule converge`` (site.yml's first run on
 fresh nodes, with pipelining) and of ``molecule idempotence`` (the second
-run, which must change nothing).
+run, which must change nothing). Their anchor, measured just before the
+converge on the same nodes, inventory and configuration: the wall time of a
+playbook that gathers facts and runs one ``ansible.builtin.ping`` task
+(Ansible's own start-up, connections and fact gathering; molecule's own
+start-up is in the converge times, not in the anchor).
 
 Maintenance: the client sends HTTP requests and SMTP messages to all ten
 VIPs in turn (the scenario's load.py: a client retries once, as real ones
@@ -18,7 +22,9 @@ postfix and nginx) and no package upgrade. Recorded: failed requests of the
 total, first tries that had to be retried, messages accepted and delivered
 to the sink, each node's time out of service (from its first task to its
 last) and the whole run's. The anchor, in the same run: the same load for
---anchor seconds with no maintenance.
+--anchor seconds with no maintenance. ``headline(report)`` gives its two
+rows of bench/report.py's summary from the JSON: the maintenance and the
+converge.
 
 Run: .venv/bin/python bench/rolling_maintenance.py [--anchor 30]
      .venv/bin/python bench/rolling_maintenance.py --report-only
@@ -37,20 +43,32 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from _results import (ROOT, Interrupted, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line, log,
-                      machine, machine_line, molecule, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from _results import (ROOT, Interrupted, count, failed_of, figure_label, handle_signals, ignore_signals, link_collection, load_average,
+                      load_line, log, machine, machine_line, measured, molecule, note_lines, now, pyplot, read, save_figure, span, write,
+                      write_and_print)
 
 NAME = "rolling_maintenance"
 SCENARIO = "cluster"
 SCENARIO_DIR = ROOT / "molecule" / SCENARIO
 BIN = ROOT / ".venv" / "bin"
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+# The converge's anchor: Ansible's start-up, a connection to each node and
+# its facts, with nothing to configure.
+ANCHOR_PLAY = """\
+- name: Anchor of the converge, facts and one ping
+  hosts: floatip_nodes
+  gather_facts: true
+  tasks:
+    - name: Ping each node
+      ansible.builtin.ping:
+"""
 
 
 def lab() -> dict[str, Any]:
@@ -64,6 +82,27 @@ def inventory() -> str:
     """The inventory molecule wrote for this run: the newest of the scenario's (other checkouts have their own)."""
     paths = Path.home().joinpath(".ansible", "tmp").glob(f"molecule.*.{SCENARIO}/inventory/ansible_inventory.yml")
     return str(max(paths, key=lambda path: path.stat().st_mtime))
+
+
+def playbook(path: Path, *args: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook on the scenario's molecule inventory, from the scenario's folder; its output captured, not checked."""
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", inventory(), str(path), *args], cwd=SCENARIO_DIR, capture_output=True,
+                          text=True, timeout=timeout, check=False, env=env or ENV)
+
+
+def converge_anchor() -> float:
+    """Wall time, in seconds, of ANCHOR_PLAY on the nodes; a failed run is an error."""
+    with tempfile.TemporaryDirectory(prefix="floatip-anchor-") as directory:
+        path = Path(directory) / "anchor.yml"
+        path.write_text(ANCHOR_PLAY, encoding="utf-8")
+        log("converge anchor: facts and one ping on the nodes")
+        began = time.monotonic()
+        done = playbook(path, timeout=600)
+        took = round(time.monotonic() - began, 1)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise RuntimeError(f"the converge's anchor playbook failed (rc {done.returncode}):\n{tail}")
+    return took
 
 
 def docker_exec(container: str, *argv: str, timeout: float = 120) -> str:
@@ -123,9 +162,8 @@ def maintenance(spec: dict[str, Any]) -> dict[str, Any]:
     extra = json.dumps({"rolling_maintenance_upgrade": False,
                         "rolling_maintenance_tasks": str(SCENARIO_DIR / "maintenance.yml")})
     began = time.time()
-    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", inventory(), str(ROOT / "playbooks" / "rolling_maintenance.yml"),
-                           "-e", extra], cwd=SCENARIO_DIR, capture_output=True, text=True, timeout=1800, check=False,
-                          env={**ENV, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    done = playbook(ROOT / "playbooks" / "rolling_maintenance.yml", "-e", extra, timeout=1800,
+                    env={**ENV, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
     ended = time.time()
     windows: dict[str, list[float]] = {}
     for play in json.loads(done.stdout)["plays"]:
@@ -164,10 +202,44 @@ def table(report: dict[str, Any]) -> str:
     converge = report.get("converge", {})
     if converge:
         lines += ["", "| site.yml on the five-node lab (pipelining on) | s |", "|---|---:|"]
-        for what, label in (("first_s", "first run (molecule converge)"), ("idempotent_s", "second run, changed=0 (molecule idempotence)")):
+        for what, label in (("anchor_s", "anchor: facts and one `ansible.builtin.ping` on the nodes (ansible-playbook, same inventory)"),
+                            ("first_s", "first run (molecule converge)"), ("idempotent_s", "second run, changed=0 (molecule idempotence)")):
             if what in converge:
-                lines.append(f"| {label} | {converge[what]:.0f} |")
+                lines.append(f"| {label} | {converge[what]:.1f} |")
     return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
+
+
+def load_figures(data: dict[str, Any]) -> str:
+    """``0 failed of 9,484 requests, 1 retried; mail: 2,371 of 2,371 delivered``: one phase of the load."""
+    mail = data["delivered"]
+    return (f"{failed_of(data)} requests, {count(data['retried'])} retried; "
+            f"mail: {count(mail['delivered'])} of {count(mail['accepted'])} delivered")
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's two rows: the maintenance under load against the load alone; site.yml's converge against the anchor playbook."""
+    loads, run, converge = report.get("load", {}), report.get("maintenance", {}), report.get("converge", {})
+    size = len(report.get("nodes") or [])
+
+    def windows() -> str:
+        lengths = [end - start for start, end in run["windows"].values()]
+        failed = f", rc {run['rc']}" if run["rc"] else ""
+        return f"each node out of service {span(min(lengths), max(lengths), 1)} s, {run['ended'] - run['began']:.1f} s in all{failed}"
+
+    def anchor() -> str:
+        return f"({loads['anchor']['seconds']:.0f} s): {load_figures(loads['anchor'])}"
+
+    def took(key: str, digits: int) -> Callable[[], str]:
+        return lambda: f"{converge[key]:.{digits}f} s"
+
+    return [
+        (f"the {f'{size}-node ' if size else ''}mail ring maintained one node at a time (`playbooks/rolling_maintenance.yml`) under HTTP and SMTP load",
+         f"{measured(lambda: load_figures(loads['maintenance']), 'requests')}; {measured(windows, 'windows')}",
+         f"the same load without maintenance {measured(anchor)}"),
+        (f"site.yml on the {f'{size} ' if size else ''}nodes, pipelining on: its first run and the idempotent one (changed=0)",
+         f"first run {measured(took('first_s', 0))}; idempotent run {measured(took('idempotent_s', 0))}",
+         f"a playbook gathering facts and running one `ansible.builtin.ping` on the same nodes: {measured(took('anchor_s', 1))}"),
+    ]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -210,6 +282,7 @@ def main() -> int:
         molecule(SCENARIO, "destroy", timeout=300)
         molecule(SCENARIO, "create", timeout=600)
         molecule(SCENARIO, "prepare", timeout=600)
+        report["converge"]["anchor_s"] = converge_anchor()
         report["converge"]["first_s"] = molecule(SCENARIO, "converge", timeout=1800)
         report["converge"]["idempotent_s"] = molecule(SCENARIO, "idempotence", timeout=1200)
         # Every VIP, as the VIP layer laid them out on the first node.

@@ -16,11 +16,13 @@ After each playbook the bench reads ``show servers state`` from the socket,
 with its own code, and fails unless every server is drained (then ready).
 The anchor is an empty playbook (one play, no task): Ansible's own start-up
 cost, measured in the same run. Every playbook's wall time is kept; each
-tool's figure is the median over the repeats of drain + ready, raw and minus
-two anchors (two playbooks). Repeats alternate which tool goes first.
-Target: ours at least 10 times faster.
+tool's figure is drain + ready (the median when there are several repeats),
+raw and minus two anchors (two playbooks); the ratio is community's over
+ours. One repeat by default (--repeats for more); repeats alternate which
+tool goes first. Target: ours at least 10 times faster.
+``headline(report)`` gives its row of bench/report.py's summary from the JSON.
 
-Run: .venv/bin/python bench/runtime_api.py [--repeats 3]
+Run: .venv/bin/python bench/runtime_api.py [--repeats 1]
      .venv/bin/python bench/runtime_api.py --report-only   (table and plot again from the JSON)
 Writes bench/results/runtime_api.json (every raw time), runtime_api.md (the
 table it prints) and runtime_api.png (a bar plot). Bounded: every playbook
@@ -47,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from _results import (cell, figure_label, handle_signals, haproxy_binary, ignore_signals, link_collection, load_average, load_line, log,
-                      machine, machine_line, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+                      machine, machine_line, measured, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
 
 NAME = "runtime_api"
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,14 +276,17 @@ def summarize(report: dict[str, Any]) -> None:
 
 def table(report: dict[str, Any]) -> str:
     anchor = report.get("anchor_median_s")
+    repeats = len(report.get("anchor_s", []))
+    times = ("one repeat (drain and ready each, and their sum)" if repeats == 1
+             else f"medians over the {repeats} repeats (drain and ready each, and their sum per repeat)")
     lines = [
         "# runtime_api: 100 servers drained then made ready, ours against community.general.haproxy",
         "",
         f"One backend of 100 servers on a loopback {report['haproxy']}. Per tool, a drain playbook and a ready",
         "playbook, each with ONE task (ours: the 100 servers in one call; community.general.haproxy: a loop of 100),",
         "run with ansible-playbook on localhost (connection local); each checked through the socket",
-        "(`show servers state`). Times: medians over the repeats (drain and ready each, and their sum per repeat);",
-        f"net = the sum minus two anchors (an empty playbook, Ansible's start-up: median {anchor if anchor is not None else '-'} s). "
+        f"(`show servers state`). Times: {times};",
+        f"net = the sum minus two anchors (an empty playbook, Ansible's start-up: {'median ' if repeats > 1 else ''}{cell(anchor, 3)} s). "
         f"Target: ours at least {TARGET_RATIO:.0f} times faster.",
         f"{machine_line(report)}, {load_line(report)}; ansible-core {report['versions']['ansible-core']}, "
         f"community.general {report['versions']['community.general']}.",
@@ -301,6 +306,21 @@ def table(report: dict[str, Any]) -> str:
         lines += ["", f"Target ({TARGET_RATIO:.0f}x, raw wall time): {'met' if met else 'MISSED'}, ours is "
                   f"{report['ratio']}x faster ({report.get('ratio_net')}x net of Ansible's start-up)."]
     return "\n".join(lines + note_lines(report.get("notes", []))) + "\n"
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's row: ours, drain + ready (median), against community.general.haproxy and the ratios."""
+    tools = report.get("tools", {})
+
+    def community() -> str:
+        ratio_net = report.get("ratio_net")
+        net = "" if ratio_net is None else f"; {ratio_net:.0f}x net of Ansible's start-up"
+        return f"{tools['community']['median_total_s']:.1f} s ({report['ratio']:.1f}x{net})"
+
+    servers = report.get("method", {}).get("servers", len(SERVERS))
+    return [(f"drain and re-enable {servers} servers: `{TOOLS['ours']}`",
+             measured(lambda: f"{tools['ours']['median_total_s']:.1f} s"),
+             f"`{TOOLS['community']}`, same haproxy: {measured(community)}")]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -380,7 +400,7 @@ def measure(report: dict[str, Any], playbooks: dict[str, Path], sock: str, repea
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each playbook; the median is reported")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each playbook; the median is reported")
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
     args = parser.parse_args()
     if args.report_only:

@@ -10,7 +10,10 @@ orders and priorities of existing VIPs change when a node is appended.
 
 Run: .venv/bin/python bench/vip_layout.py
 Writes bench/results/vip_layout.json (every raw figure) and
-bench/results/vip_layout.md (the tables it prints).
+bench/results/vip_layout.md (the tables it prints). ``headline(report)``
+gives its row of bench/report.py's summary from that JSON: the worst excess
+over the ideal and the failure sets not ideal (the largest size with 2 VIPs a
+node), ours against the ring.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import sys
 import time
 from collections import Counter
 from itertools import combinations
+from typing import Any
 
-from _results import COLLECTIONS, RESULTS, link_collection
+from _results import COLLECTIONS, RESULTS, link_collection, measured
 
 link_collection()
 sys.path.insert(0, str(COLLECTIONS))
@@ -85,6 +89,31 @@ def append_changes(orders_fn, n: int, k: int) -> dict:
     if any(old[0] != new[0] for old, new in zip(before, after)):
         raise SystemExit(f"an owner changes when node{n + 1} joins {n} nodes")
     return {"existing_vips": n * k, "orders_changed": orders, "priorities_changed": ranks}
+
+
+def featured(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The case the headline names: the most nodes, with 2 VIPs a node (the lab's) where there is such a case."""
+    largest = [case for case in cases if case["nodes"] == max(c["nodes"] for c in cases)]
+    return next((case for case in largest if case["vips_per_node"] == 2), largest[-1])
+
+
+def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's row: worst excess over every case, and the featured case's failure sets not ideal; the ring as the anchor."""
+    cases = report.get("cases") or []
+
+    def spread_of(design: str, label: bool) -> str:
+        case = featured(cases)
+        worst = max(c[design]["worst_excess"] for c in cases)
+        where = f"failure sets not ideal, {case['nodes']} nodes × {case['vips_per_node']} VIPs: " if label else ""
+        return f"at most {worst}; {where}{case[design]['non_ideal_sets']} of {case['failure_sets']}"
+
+    def sizes() -> str:
+        nodes, vips = [c["nodes"] for c in cases], [c["vips_per_node"] for c in cases]
+        return f"{min(nodes)}-{max(nodes)} nodes × {min(vips)}-{max(vips)} VIPs"
+
+    return [(f"VIPs above the ideal share on the busiest survivor, every failure set, {measured(sizes, 'sizes')}",
+             measured(lambda: spread_of("ours", True)),
+             f"the reference ring: {measured(lambda: spread_of('ring', False))} (`bench/results/vip_layout.md`)")]
 
 
 def main() -> None:
