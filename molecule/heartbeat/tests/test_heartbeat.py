@@ -26,6 +26,9 @@ TAKEOVER_ALLOWANCE = 3.0
 
 
 VIPS = model()["vips"]
+REPO = Path(__file__).resolve().parents[3]
+# RestartSec= of the role's drop-in (roles/heartbeat/templates/restart.conf.j2).
+RESTART_SEC = 2
 
 
 def _sole_holder() -> str | None:
@@ -63,7 +66,8 @@ def _settle_pair(timeout: float = 45) -> None:
     that took over, and now and then the pair stays in 'transition' for
     good (seen here about once in ten freezes): what an operator does then
     is what this does, so that one stuck pair does not fail every later
-    check (roles/heartbeat/README.md says so)."""
+    check (roles/heartbeat/README.md says so). The freeze checks first
+    require the pair to come back by itself (_pair_runs_by_itself)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _pair_settled():
@@ -76,6 +80,38 @@ def _settle_pair(timeout: float = 45) -> None:
     while not _pair_settled():
         assert time.monotonic() < deadline, "the heartbeat pair did not settle after a restart on both nodes"
         time.sleep(1)
+
+
+def _heartbeat_states() -> dict[str, str]:
+    """``systemctl is-active heartbeat`` of each node."""
+    return {node: testinfra.get_host(f"docker://{node}").run("systemctl is-active heartbeat").stdout.strip()
+            for node in NODES}
+
+
+def _pair_runs_by_itself(timeout: float = 60, steady: float = 2 * DEADTIME) -> None:
+    """heartbeat.service is active on both nodes and the pair is settled
+    within ``timeout`` seconds, and stays so for ``steady`` seconds in a
+    row. Nothing here starts or restarts heartbeat.
+
+    After a thaw the node that took over re-executes heartbeat: it stops
+    answering, sleeps deadtime plus a second, and forks a new heartbeat.
+    Until then the pair may look settled for a moment; a settled run of
+    twice the deadtime can only begin once the new heartbeat is up and
+    systemd has kept it, or, with Debian's unit alone, lost it for good."""
+    deadline = time.monotonic() + timeout + steady
+    since = None
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = _heartbeat_states()
+        if set(states.values()) == {"active"} and _pair_settled():
+            since = time.monotonic() if since is None else since
+            if time.monotonic() - since >= steady:
+                return
+        else:
+            since = None
+        time.sleep(1)
+    raise AssertionError(f"heartbeat did not run settled on both nodes for {steady} s within {timeout} s "
+                         f"(no restart by anyone): heartbeat.service {states}, pair settled: {_pair_settled()}")
 
 
 @pytest.fixture
@@ -109,6 +145,10 @@ def test_frozen_primary_fails_over_and_comes_back(primary_holds_the_vips: None) 
     # auto_failback on: the primary takes its VIPs back, and only it holds them.
     client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=DEADTIME * 4)
     _held_only_by(PRIMARY)
+    # The secondary restarted its heartbeat to give the VIPs up: the pair
+    # comes back whole by itself, ready for the next failure.
+    _pair_runs_by_itself()
+    _held_only_by(PRIMARY, timeout=5)
 
 
 def test_crashed_primary_gets_its_vips_back(primary_holds_the_vips: None) -> None:
@@ -145,6 +185,71 @@ def test_without_auto_failback_a_thawed_primary_ends_as_the_one_holder(primary_h
     # second scenario CI saw it settle just after 24 s.
     _held_only_by(PRIMARY, timeout=60)
     client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=5)
+    _pair_runs_by_itself()
+    _held_only_by(PRIMARY, timeout=5)
+
+
+def _drill_dropin() -> tuple[str, str]:
+    """Where and what the failover drill writes to hold a crashed heartbeat
+    down (playbooks/failover_drill/break.yml), read from the playbook so
+    that this check follows a rename."""
+    tasks = yaml.safe_load((REPO / "playbooks" / "failover_drill" / "break.yml").read_text())
+    for task in (each for entry in tasks for each in entry.get("block", [entry])):
+        copy = task.get("ansible.builtin.copy", {})
+        if str(copy.get("dest", "")).startswith("/run/systemd/system/"):
+            return copy["dest"].replace("{{ item }}", "heartbeat.service"), copy["content"]
+    raise AssertionError("break.yml writes no runtime drop-in")
+
+
+def test_heartbeat_comes_back_when_it_dies_but_not_after_a_stop_or_a_drill_crash(primary_holds_the_vips: None) -> None:
+    """On the secondary, which holds nothing: heartbeat killed comes back by
+    itself; stopped with systemctl, or killed under the drill's runtime
+    drop-in, it stays down."""
+    node = testinfra.get_host(f"docker://{SECONDARY}")
+    dropin, content = _drill_dropin()
+
+    def state() -> str:
+        return node.run("systemctl is-active heartbeat").stdout.strip()
+
+    def stays_down() -> None:
+        deadline = time.monotonic() + 3 * RESTART_SEC
+        while time.monotonic() < deadline:
+            assert state() in ("deactivating", "inactive", "failed"), f"heartbeat on {SECONDARY} came back: {state()}"
+            time.sleep(0.5)
+
+    def settled_again(timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not (set(_heartbeat_states().values()) == {"active"} and _pair_settled()):
+            assert time.monotonic() < deadline, f"the pair did not settle: {_heartbeat_states()}"
+            time.sleep(1)
+
+    try:
+        # Killed (as a crash would): systemd starts it again by itself.
+        before = node.check_output("systemctl show -P MainPID heartbeat")
+        node.check_output("systemctl kill --signal=SIGKILL heartbeat")
+        deadline = time.monotonic() + RESTART_SEC + 30
+        while not (state() == "active" and node.check_output("systemctl show -P MainPID heartbeat") not in ("0", before)):
+            assert time.monotonic() < deadline, f"heartbeat on {SECONDARY} did not come back by itself: {state()}"
+            time.sleep(0.5)
+        settled_again()
+        # An operator's stop is a stop.
+        node.check_output("systemctl stop heartbeat")
+        stays_down()
+        node.check_output("systemctl start heartbeat")
+        settled_again()
+        # The drill's crash: its runtime drop-in says Restart=no and must win
+        # over the role's Restart=always.
+        node.check_output("mkdir -p %s && printf '%%s' %s > %s && systemctl daemon-reload",
+                          str(Path(dropin).parent), content, dropin)
+        assert node.check_output("systemctl show -P Restart heartbeat") == "no"
+        node.check_output("systemctl kill --signal=SIGKILL heartbeat")
+        stays_down()
+    finally:
+        # As the drill's heal does; start is a no-op where heartbeat runs.
+        node.run("rm -f %s && systemctl daemon-reload && systemctl start heartbeat", dropin)
+    assert node.check_output("systemctl show -P Restart heartbeat") == "always"
+    settled_again()
+    _held_only_by(PRIMARY, timeout=5)
 
 
 def test_standby_moves_the_vips_away_and_takeover_brings_them_back(primary_holds_the_vips: None) -> None:
