@@ -83,6 +83,7 @@ SETTLE_S = 1.5  # the VIP must stay on its owner alone this long before a trial
 ANCHOR_S = 10.0  # seconds each lane probes with nothing broken, first
 RETRIES = 3  # failed trials replaced per lane and kind, at most
 KINDS = ("freeze", "kill")
+LAB_LOCK = threading.Lock()  # lanes create and remove their labs one at a time
 # What a trial keeps of each probe's report (gap_probe.py documents them).
 PROBE_KEYS = ("requests", "answers", "errors", "runs", "gaps", "max_late_ms", "open_gap", "gap_ms", "seconds")
 
@@ -496,8 +497,12 @@ def run_lane(lane: Lane, extra_file: Path, hard_stop: threading.Event, record: d
     """Build the lane's lab, probe its anchor, then run its trials, filling ``record`` as it goes."""
     lab, setting = lane.lab, lane.setting
     started = time.monotonic()
-    lab_down(lab)  # whatever an earlier run left
-    lab_up(lab)
+    # One lab created at a time: six lab/up.yml runs at once, beside a
+    # Molecule lab being built, left three of them hanging for 10 minutes.
+    # Creating a lab takes seconds; the converges still run at once.
+    with LAB_LOCK:
+        lab_down(lab)  # whatever an earlier run left
+        lab_up(lab)
     log(f"{lane.name}: converging {setting.label}")
     playbook(lab, CONVERGE, "-e", f"@{extra_file}", timeout=1200)
     record["lab_s"] = round(time.monotonic() - started, 1)
