@@ -174,8 +174,22 @@ def test_without_auto_failback_a_returning_primary_leaves_the_vips(primary_holds
     client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=5)
 
 
+def _fifo_readers() -> dict[str, str]:
+    """The pid of each node's heartbeat FIFO reader, a child that heartbeat
+    replaces when it starts itself afresh on a reload."""
+    return {node: testinfra.get_host(f"docker://{node}").check_output(
+                "pgrep -P \"$(systemctl show -p MainPID --value heartbeat)\" -f 'FIFO reader'")
+            for node in NODES}
+
+
 def test_without_auto_failback_a_thawed_primary_ends_as_the_one_holder(primary_holds_the_vips: None) -> None:
+    before = _fifo_readers()
     converge(heartbeat_auto_failback=False)
+    # The converge ended only once both heartbeats had acted on the reload:
+    # a heartbeat still about to start afresh when the freeze below comes
+    # would wait initdead and end up holding the VIPs beside its peer.
+    after = _fifo_readers()
+    assert all(after[node] != before[node] for node in NODES), f"FIFO readers before {before}, after the converge {after}"
     with frozen(PRIMARY):
         client_waits_for(CLIENT, VIPS[0], PORT, SECONDARY, timeout=DEADTIME + 20)
     # heartbeat's partition recovery: the node that took over sees its peer
