@@ -90,11 +90,12 @@ MOLECULE_JOBS ?= 2
 molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
 	@mkdir -p .build/molecule
 	@printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
-	  echo "floatip: molecule scenario {} started"; \
+	  start=$$(date +%s); echo "floatip: molecule scenario {} started at $$(date +%T)"; \
 	  if molecule test -s {} > .build/molecule/{}.log 2>&1; then \
-	    echo "floatip: molecule scenario {} passed"; \
+	    echo "floatip: molecule scenario {} passed in $$(( $$(date +%s) - start )) s"; \
 	  else \
-	    tail -n 150 .build/molecule/{}.log; echo "floatip: molecule scenario {} FAILED (.build/molecule/{}.log)"; exit 255; \
+	    tail -n 150 .build/molecule/{}.log; \
+	    echo "floatip: molecule scenario {} FAILED after $$(( $$(date +%s) - start )) s (.build/molecule/{}.log)"; exit 255; \
 	  fi'
 
 # Every benchmark under bench/ (bench/all.py: the loopback ones alone, then
