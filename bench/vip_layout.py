@@ -9,8 +9,10 @@ a few runs, caches cleared, as in a fresh Ansible worker) and how many
 orders and priorities of existing VIPs change when a node is appended.
 
 Run: .venv/bin/python bench/vip_layout.py
-Writes bench/results/vip_layout.json (every raw figure) and
-bench/results/vip_layout.md (the tables it prints). ``headline(report)``
+Writes bench/results/vip_layout.json (every raw figure),
+bench/results/vip_layout.md (the tables it prints) and vip_layout.png (the
+share of failure sets not ideal per size, ours beside the ring, with the
+worst excess over each bar). ``headline(report)``
 gives its row of bench/report.py's summary from that JSON: the worst excess
 over the ideal and the failure sets not ideal (the largest size with 2 VIPs a
 node), ours against the ring.
@@ -19,15 +21,15 @@ node), ours against the ring.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import sys
 import time
 from collections import Counter
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
-from _results import COLLECTIONS, RESULTS, link_collection, measured
+from _results import COLLECTIONS, RESULTS, figure_label, link_collection, machine, measured, now, pyplot, save_figure
 
 link_collection()
 sys.path.insert(0, str(COLLECTIONS))
@@ -116,6 +118,31 @@ def headline(report: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"the reference ring: {measured(lambda: spread_of('ring', False))} (`bench/results/vip_layout.md`)")]
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """One panel per VIPs a node: for each number of nodes, the share of failure sets not ideal, ours beside the ring."""
+    plt = pyplot()
+    per_node = sorted({case["vips_per_node"] for case in report["cases"]})
+    fig, axes = plt.subplots(1, len(per_node), figsize=(4 * len(per_node), 4), sharey=True, squeeze=False)
+    width = 0.4
+    for ax, k in zip(axes[0], per_node):
+        cases = [case for case in report["cases"] if case["vips_per_node"] == k]
+        for offset, design, color, label in ((-width / 2, "ours", "tab:blue", "floatip.ha.vip_layout"),
+                                             (width / 2, "ring", "tab:grey", "reference ring")):
+            xs = [case["nodes"] + offset for case in cases]
+            shares = [100 * case[design]["non_ideal_sets"] / case["failure_sets"] for case in cases]
+            ax.bar(xs, shares, width, color=color, label=label)
+            for x, share, case in zip(xs, shares, cases):
+                if case[design]["worst_excess"]:
+                    ax.text(x, share, f"+{case[design]['worst_excess']}", ha="center", va="bottom", fontsize=8)
+        ax.set_title(f"{k} VIP{'s' if k > 1 else ''} a node")
+        ax.set_xlabel("nodes")
+        ax.set_xticks([case["nodes"] for case in cases])
+    axes[0][0].set_ylabel("failure sets not ideal, % (+n: worst excess)")
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"vip_layout: a survivor above its ideal share, every failure set ({figure_label(report)})", fontsize=10)
+    save_figure(fig, path)
+
+
 def main() -> None:
     cases = []
     for n in NODES:
@@ -176,15 +203,16 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "vip_layout",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        "date": now(),
+        "machine": machine(),
         "search_budget": layout.SEARCH_BUDGET,
         "cases": cases,
     }
     (RESULTS / "vip_layout.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     (RESULTS / "vip_layout.md").write_text(table, encoding="utf-8")
+    plot(report, RESULTS / "vip_layout.png")
     print(table, end="")
-    print(f"\nwritten: {RESULTS / 'vip_layout.json'}, {RESULTS / 'vip_layout.md'}")
+    print(f"\nwritten: {RESULTS / 'vip_layout.json'}, {RESULTS / 'vip_layout.md'}, {RESULTS / 'vip_layout.png'}")
 
 
 if __name__ == "__main__":
