@@ -22,8 +22,12 @@ first answer). The anchor, measured in the same run: the same load for
 Target: every node within 5 s, zero failed requests. ``headline(report)``
 gives its row of bench/report.py's summary from the JSON.
 
-Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 10 --anchor 20]
+Run: .venv/bin/python bench/config_sync.py [--pushes 20 --gap 8 --anchor 20] [--measure-after FILE]
      .venv/bin/python bench/config_sync.py --report-only   (table and plot again from the JSON)
+With --measure-after FILE the lab is built at once but measured only once
+FILE exists: make bench builds it beside failover_gap and measures after
+that has ended, so that the push meets a machine that is not freezing
+nodes in six labs.
 Writes bench/results/config_sync.json (every push's time per node, the load
 counts of both phases), config_sync.md and config_sync.png (the distribution
 per node). Bounded: about 9 minutes with the lab's converge; the load stops
@@ -121,12 +125,12 @@ def load_phase(spec: dict[str, Any], seconds: float | None, during=None) -> dict
     return result
 
 
-def pushes(spec: dict[str, Any], count: int, gap: float) -> list[dict[str, Any]]:
+def pushes(spec: dict[str, Any], count: int, gap: float, done: list[dict[str, Any]]) -> None:
+    """Push ``count`` changes, appending each one's times to ``done`` as it is served (kept when stopped midway)."""
     from probes import PROBE, PROBE_PORT, SERVED  # the scenario's probe file and poller, one definition
 
     client = spec["client"]
     addresses = [spec["address"][node] for node in spec["nodes"]]
-    done = []
     for index in range(count):
         marker = f"bench-{int(time.time())}-{index}"
         text = PROBE.format(port=PROBE_PORT, marker=marker, extra="")
@@ -146,7 +150,6 @@ def pushes(spec: dict[str, Any], count: int, gap: float) -> list[dict[str, Any]]
         done.append(row)
         log(f"push {index + 1}/{count}: hg push {push_s:.2f} s, served {row['served_s']}")
         time.sleep(gap)
-    return done
 
 
 def summary(values: list[float]) -> dict[str, float | None]:
@@ -156,6 +159,14 @@ def summary(values: list[float]) -> dict[str, float | None]:
     return {"median": round(statistics.median(ordered), 3),
             "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 3),
             "max": round(ordered[-1], 3)}
+
+
+def waited(report: dict[str, Any]) -> list[str]:
+    """The line saying how long the lab waited for failover_gap before measuring, when it did."""
+    if "waited_s" not in report:
+        return []
+    return [f"The lab was built beside failover_gap and measured after it ended ({report['waited_s']:.0f} s of waiting; "
+            f"load average {report['machine'].get('load_measure', '-')} then)."]
 
 
 def table(report: dict[str, Any]) -> str:
@@ -168,6 +179,7 @@ def table(report: dict[str, Any]) -> str:
         "answers on a probe port; time from before `hg push` until the node answers the new content (polled every 50 ms).",
         "Anchor: `hg push` alone, and the same load with no push. Load: one request at a time to each VIP in turn.",
         f"{machine_line(report)}, {load_line(report)}. Target: every node within {TARGET_S:.0f} s, zero failed requests.",
+        *waited(report),
         "",
         "| node | pushes served | median s | p95 s | max s |",
         "|---|---:|---:|---:|---:|",
@@ -221,13 +233,27 @@ def plot(report: dict[str, Any], path: Path) -> None:
     save_figure(fig, path)
 
 
+def wait_for(marker: Path, limit: float = 1800) -> float:
+    """Seconds waited until ``marker`` exists (``make bench`` creates it when failover_gap ends)."""
+    log(f"lab up; measuring once {marker} exists")
+    began = time.monotonic()
+    while not marker.exists():
+        if time.monotonic() - began > limit:
+            raise RuntimeError(f"{marker} did not appear within {limit:.0f} s")
+        time.sleep(1)
+    log(f"measuring after {time.monotonic() - began:.0f} s of waiting")
+    return round(time.monotonic() - began, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=20)
-    parser.add_argument("--gap", type=float, default=10.0,
+    parser.add_argument("--gap", type=float, default=8.0,
                         help="seconds between a push served everywhere and the next; above config_sync_health_wait")
     parser.add_argument("--anchor", type=float, default=20.0, help="seconds of load with no push")
     parser.add_argument("--keep", action="store_true", help="leave the lab up at the end")
+    parser.add_argument("--measure-after", type=Path, metavar="FILE",
+                        help="once the lab is up, wait until FILE exists before measuring (make bench: until failover_gap ends)")
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the JSON again")
     args = parser.parse_args()
     if args.report_only:
@@ -246,11 +272,14 @@ def main() -> int:
         subprocess.run(["docker", "cp", str(SCENARIO_DIR / "load.py"), f"{spec['client']}:/root/load.py"], check=True, timeout=30)
         url = f"ssh://floatip-config@{spec['address'][spec['repo']]}/{spec['repository']}"
         on_client(spec["client"], f"rm -rf {WORK}; hg clone -q {url} {WORK}")
+        if args.measure_after:
+            report["waited_s"] = wait_for(args.measure_after)
+            report["machine"]["load_measure"] = load_average()
         log(f"anchor: {args.anchor:.0f} s of load, no push")
         report["load"]["anchor"] = load_phase(spec, args.anchor)
         log(f"{args.pushes} pushes under load")
-        phase = load_phase(spec, None, during=lambda: pushes(spec, args.pushes, args.gap))
-        report["pushes"] = phase.pop("pushes")
+        phase = load_phase(spec, None, during=lambda: pushes(spec, args.pushes, args.gap, report["pushes"]))
+        phase.pop("pushes", None)
         report["load"]["pushes"] = phase
     except (Interrupted, RuntimeError, subprocess.SubprocessError) as exc:
         report["notes"].append(f"stopped early: {exc}")

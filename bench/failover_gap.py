@@ -45,6 +45,7 @@ Writes bench/results/failover_gap.json (every trial, raw), failover_gap.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -59,7 +60,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -83,7 +84,6 @@ SETTLE_S = 1.5  # the VIP must stay on its owner alone this long before a trial
 ANCHOR_S = 10.0  # seconds each lane probes with nothing broken, first
 RETRIES = 3  # failed trials replaced per lane and kind, at most
 KINDS = ("freeze", "kill")
-LAB_LOCK = threading.Lock()  # lanes create and remove their labs one at a time
 # What a trial keeps of each probe's report (gap_probe.py documents them).
 PROBE_KEYS = ("requests", "answers", "errors", "runs", "gaps", "max_late_ms", "open_gap", "gap_ms", "seconds")
 
@@ -98,21 +98,24 @@ class Setting:
     # The labs the setting's trials are spread over, each with the failure
     # kinds it runs; a kind's trials are shared evenly among its lanes.
     lanes: tuple[tuple[str, ...], ...] = (KINDS,)
+    # About how long one trial takes here: the lanes with the most work
+    # create their labs first (LabTurns).
+    trial_s: float = 10.0
 
 
 def settings() -> list[Setting]:
     pair = {"floatip_vips_per_node": 1}  # .101 owned by node1, .102 by node2
     return [
         Setting("keepalived", "keepalived conservative (VRRPv2, 1 s)", "keepalived",
-                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "conservative"}),
+                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "conservative"}, trial_s=11),
         Setting("keepalived_fast", "keepalived fast (VRRPv3, 0.1 s)", "keepalived",
-                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "fast"}),
-        Setting("ucarp", "ucarp (advbase 1 s)", "ucarp", {**pair, "floatip_vip_backend": "ucarp"}),
+                {**pair, "floatip_vip_backend": "keepalived", "floating_ip_profile": "fast"}, trial_s=6),
+        Setting("ucarp", "ucarp (advbase 1 s)", "ucarp", {**pair, "floatip_vip_backend": "ucarp"}, trial_s=10),
         # A frozen primary costs heartbeat its deadtime and, once thawed, the
         # peer's restart after the partition (some 35 s a trial): two lanes.
         Setting("heartbeat", "heartbeat (deadtime 10 s)", "heartbeat",
                 {"floatip_vip_backend": "heartbeat", "heartbeat_auto_failback": True}, vips=1,
-                lanes=(("freeze",), ("freeze",), ("kill",))),
+                lanes=(("freeze",), ("freeze",), ("kill",)), trial_s=35),
     ]
 
 
@@ -493,14 +496,37 @@ def anchor(lab: Lab) -> dict[str, Any]:
     return {"gap_ms": done["gap_ms"], "settled": done["settled"], "probe": {k: done[k] for k in PROBE_KEYS}}
 
 
-def run_lane(lane: Lane, extra_file: Path, hard_stop: threading.Event, record: dict[str, Any]) -> None:
+class LabTurns:
+    """Lanes create their labs one at a time, the lanes with the most work
+    first, so that the lane that starts last is a short one. Six lab/up.yml
+    runs at once, beside a Molecule lab being built, left three of them
+    hanging for 10 minutes; creating a lab takes seconds, and the converges
+    still run at once."""
+
+    def __init__(self, lanes: list[Lane]) -> None:
+        self.order = [lane.index for lane in sorted(lanes, key=lambda ln: -sum(ln.trials.values()) * ln.setting.trial_s)]
+        self.ready = threading.Condition()
+
+    @contextlib.contextmanager
+    def turn(self, index: int, stop: threading.Event) -> Iterator[None]:
+        with self.ready:
+            while self.order[0] != index:
+                if stop.is_set():
+                    raise RuntimeError("stopped before its lab was created")
+                self.ready.wait(timeout=1)
+        try:
+            yield
+        finally:
+            with self.ready:
+                self.order.remove(index)
+                self.ready.notify_all()
+
+
+def run_lane(lane: Lane, extra_file: Path, hard_stop: threading.Event, record: dict[str, Any], turns: LabTurns) -> None:
     """Build the lane's lab, probe its anchor, then run its trials, filling ``record`` as it goes."""
     lab, setting = lane.lab, lane.setting
-    started = time.monotonic()
-    # One lab created at a time: six lab/up.yml runs at once, beside a
-    # Molecule lab being built, left three of them hanging for 10 minutes.
-    # Creating a lab takes seconds; the converges still run at once.
-    with LAB_LOCK:
+    with turns.turn(lane.index, hard_stop):
+        started = time.monotonic()
         lab_down(lab)  # whatever an earlier run left
         lab_up(lab)
     log(f"{lane.name}: converging {setting.label}")
@@ -778,13 +804,14 @@ def run_all(args: argparse.Namespace, chosen: list[Setting], lanes: list[Lane], 
     timer.daemon = True
     timer.start()
     errors: dict[int, str] = {}
+    turns = LabTurns(lanes)
 
     def lane_thread(lane: Lane) -> None:
         lane.lab.secret_values = [ucarp_password, heartbeat_key]
         record = report["lanes"][str(lane.index)]
         began = time.monotonic()
         try:
-            run_lane(lane, files[lane.index], stop, record)
+            run_lane(lane, files[lane.index], stop, record, turns)
         except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
             errors[lane.index] = lane.lab.redact(str(exc))
             record["notes"].append(f"failed: {errors[lane.index].splitlines()[0]}")

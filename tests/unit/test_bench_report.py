@@ -20,6 +20,8 @@ reload_under_load = importlib.import_module("reload_under_load")
 config_sync = importlib.import_module("config_sync")
 rolling_maintenance = importlib.import_module("rolling_maintenance")
 report = importlib.import_module("report")
+failover_gap = importlib.import_module("failover_gap")
+bench_all = importlib.import_module("all")
 
 HEADLINED = (vip_layout, runtime_api, reload_under_load, config_sync, rolling_maintenance)
 MACHINE = {"cores": 2, "kernel": "6.1.0-test", "arch": "x86_64", "python": "3.11.7", "load_start": [0.1, 0.2, 0.3],
@@ -295,3 +297,66 @@ def test_a_run_still_being_written_does_not_break_the_summary() -> None:
     assert report.run_lines(None) == []
     assert report.run_lines({"steps": [{"name": "vip_layout"}]}) == [
         "The run: an unknown time in all (? to ?).", "", "| step | s | rc | alongside |", "|---|---:|---:|---|", "| vip_layout | - | - | - |", ""]
+
+
+# --- the order of make bench ------------------------------------------------
+
+
+def test_config_sync_measures_after_failover_gap_only_when_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_all, "RESULTS", tmp_path)
+    (tmp_path / ".failover_gap.ended").touch()  # left by an earlier run
+    plan = bench_all.stages()
+    bench_all.wait_for_ends(plan)
+    steps = {step.name: step for stage in plan for chain in stage for step in chain}
+    assert steps["config_sync"].args == ["--measure-after", str(tmp_path / ".failover_gap.ended")]
+    assert not (tmp_path / ".failover_gap.ended").exists()
+    assert all(step.args == [] for name, step in steps.items() if name != "config_sync")
+    # config_sync alone (--only) does not wait for a step that never runs.
+    alone = [[[steps["config_sync"].__class__("config_sync", measure_after="failover_gap")]]]
+    bench_all.wait_for_ends(alone)
+    assert alone[0][0][0].args == []
+
+
+def test_config_sync_waits_for_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_sync.time, "sleep", lambda _s: (tmp_path / "ended").touch())
+    assert config_sync.wait_for(tmp_path / "ended", limit=60) < 5
+    with pytest.raises(RuntimeError, match="did not appear within 0 s"):
+        config_sync.wait_for(tmp_path / "never", limit=0)
+
+
+def lane(index: int, setting: Any, trials: dict[str, int]) -> Any:
+    return failover_gap.Lane(index, setting, trials, lab=None)
+
+
+def test_lanes_create_their_labs_the_longest_first() -> None:
+    by_name = {s.name: s for s in failover_gap.settings()}
+    lanes = [lane(0, by_name["keepalived"], {"freeze": 20, "kill": 20}), lane(1, by_name["keepalived_fast"], {"freeze": 20, "kill": 20}),
+             lane(2, by_name["heartbeat"], {"freeze": 10}), lane(3, by_name["heartbeat"], {"kill": 20})]
+    turns = failover_gap.LabTurns(lanes)
+    assert turns.order == [3, 0, 2, 1]
+    stop = failover_gap.threading.Event()
+    created: list[int] = []
+
+    def create(index: int) -> None:
+        with turns.turn(index, stop):
+            created.append(index)
+
+    threads = [failover_gap.threading.Thread(target=create, args=(i,)) for i in (1, 2, 0)]
+    for thread in threads:
+        thread.start()
+    failover_gap.time.sleep(0.2)
+    assert created == []  # everyone waits for lane 3
+    create(3)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert created == [3, 0, 2, 1]
+
+
+def test_a_lane_waiting_for_its_turn_gives_up_when_the_bench_stops() -> None:
+    setting = failover_gap.settings()[0]
+    turns = failover_gap.LabTurns([lane(0, setting, {"kill": 20}), lane(1, setting, {"kill": 10})])
+    stop = failover_gap.threading.Event()
+    stop.set()
+    with pytest.raises(RuntimeError, match="stopped before its lab was created"):
+        with turns.turn(1, stop):
+            pass
