@@ -245,8 +245,16 @@ def playbook(lab: Lab, path: Path, *args: str, timeout: float) -> None:
         raise RuntimeError(f"{path.relative_to(ROOT)} failed (rc {done.returncode}):\n{lab.redact(tail)}")
 
 
-def lab_up(lab: Lab) -> None:
-    playbook(lab, ROOT / "lab" / "up.yml", timeout=600)
+def lab_up(lab: Lab, name: str) -> None:
+    """Create the lab; once more from nothing when that fails. Under load,
+    Docker now and then loses a container as it starts (runc exits 255,
+    the container with it) or one never finishes booting."""
+    try:
+        playbook(lab, ROOT / "lab" / "up.yml", timeout=180)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        log(f"{name}: creating the lab failed, once more from nothing: {lab.redact(str(exc)).splitlines()[0]}")
+        lab_down(lab)
+        playbook(lab, ROOT / "lab" / "up.yml", timeout=180)
 
 
 def lab_down(lab: Lab) -> None:
@@ -528,7 +536,7 @@ def run_lane(lane: Lane, extra_file: Path, hard_stop: threading.Event, record: d
     with turns.turn(lane.index, hard_stop):
         started = time.monotonic()
         lab_down(lab)  # whatever an earlier run left
-        lab_up(lab)
+        lab_up(lab, lane.name)
     log(f"{lane.name}: converging {setting.label}")
     playbook(lab, CONVERGE, "-e", f"@{extra_file}", timeout=1200)
     record["lab_s"] = round(time.monotonic() - started, 1)
