@@ -246,9 +246,9 @@ def playbook(lab: Lab, path: Path, *args: str, timeout: float) -> None:
 
 
 def lab_up(lab: Lab, name: str) -> None:
-    """Create the lab; once more from nothing when that fails. Under load,
-    Docker now and then loses a container as it starts (runc exits 255,
-    the container with it) or one never finishes booting."""
+    """Create the lab; once more from nothing when that fails (a container
+    that exited as it started, or never finished booting: what the host's
+    inotify limit did before lab/host-setup.sh raised it, docs/lab.md)."""
     try:
         playbook(lab, ROOT / "lab" / "up.yml", timeout=180)
     except (RuntimeError, subprocess.SubprocessError) as exc:
@@ -506,10 +506,8 @@ def anchor(lab: Lab) -> dict[str, Any]:
 
 class LabTurns:
     """Lanes create their labs one at a time, the lanes with the most work
-    first, so that the lane that starts last is a short one. Six lab/up.yml
-    runs at once, beside a Molecule lab being built, left three of them
-    hanging for 10 minutes; creating a lab takes seconds, and the converges
-    still run at once."""
+    first, so that the lane that starts last is a short one. Creating a lab
+    takes seconds; the converges still run at once."""
 
     def __init__(self, lanes: list[Lane]) -> None:
         self.order = [lane.index for lane in sorted(lanes, key=lambda ln: -sum(ln.trials.values()) * ln.setting.trial_s)]
