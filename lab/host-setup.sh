@@ -2,7 +2,7 @@
 # Prepares the control machine for the lab and the tests: checks the
 # prerequisites, installs what is missing from the distribution's archive
 # and makes sure a Docker engine answers. Safe to run any number of times.
-#   lab/host-setup.sh packages   host packages (python3-venv, docker.io, debootstrap, haproxy, mercurial)
+#   lab/host-setup.sh packages   host packages (python3-venv, docker.io, debootstrap, haproxy, mercurial, nftables)
 #   lab/host-setup.sh engine     a running Docker engine
 set -euo pipefail
 
@@ -50,6 +50,8 @@ missing_packages() {
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
   # The config sync's tests run a real Mercurial on this machine.
   command -v hg >/dev/null 2>&1 || missing+=(mercurial)
+  # The firewall module's tests load its table with a real nft.
+  command -v nft >/dev/null 2>&1 || missing+=(nftables)
   can_make_venv || missing+=(python3-venv)
   if ! engine_answers && ! command -v dockerd >/dev/null 2>&1; then
     missing+=(docker.io)

@@ -13,7 +13,8 @@ from ansible_collections.floatip.ha.plugins.module_utils.cluster import (
 )
 
 
-def cluster_model(network, hostvars, nodes, vip_pool=None, vips_per_node=None, vip_backend=None):
+def cluster_model(network, hostvars, nodes, vip_pool=None, vips_per_node=None, vip_backend=None, firewall=None,
+                  admin_networks=None):
     """The checked cluster model (see cluster_model.yml for the documentation)."""
     try:
         return build_model(
@@ -22,6 +23,8 @@ def cluster_model(network, hostvars, nodes, vip_pool=None, vips_per_node=None, v
             vip_pool=vip_pool,
             vips_per_node=vips_per_node,
             vip_backend=vip_backend,
+            firewall=firewall,
+            admin_networks=admin_networks,
         )
     except ModelError as exc:
         raise AnsibleFilterError(f"floatip.ha cluster model: {exc}") from None

@@ -48,6 +48,14 @@ def _inside(net, addr, what: str) -> None:
         raise ModelError(f"{what} {addr} is the network or broadcast address of floatip_network {net}")
 
 
+def _firewall(value: object) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise ModelError(f"floatip_firewall must be true (the collection keeps the cluster's firewall) or false (the operator does), got {value!r}")
+    return value
+
+
 def expand_pool(pool: object, net) -> list:
     """Addresses of a VIP pool given as a list of addresses and 'first-last' ranges."""
     if isinstance(pool, str) or not isinstance(pool, Iterable):
@@ -81,12 +89,16 @@ def build_model(
     vip_pool: object = None,
     vips_per_node: object = None,
     vip_backend: object = None,
+    firewall: object = None,
+    admin_networks: object = None,
 ) -> dict:
     """Check the model and return it as plain data.
 
     ``nodes`` is the ordered list of (inventory name, floatip_address) of the
     cluster's nodes. The result holds the network, the nodes with their
-    addresses and, when a pool is given, the VIPs in pool order.
+    addresses, whether the collection keeps the cluster's firewall
+    (``floatip_firewall``, on unless false), the admin networks and, when a
+    pool is given, the VIPs in pool order.
     """
     net = _network(network)
     node_list = list(nodes)
@@ -112,7 +124,12 @@ def build_model(
         "vips": [],
         "vips_per_node": None,
         "vip_backend": None,
+        "firewall": _firewall(firewall),
+        "admin_networks": [] if admin_networks is None else source_networks(admin_networks, "floatip_admin_networks"),
     }
+    for admin in model["admin_networks"]:
+        if ipaddress.ip_network(admin).version != net.version:
+            raise ModelError(f"floatip_admin_networks: {admin} is not of floatip_network's IP version {net.version}")
     if vip_backend is not None:
         if vip_backend not in VIP_BACKENDS:
             raise ModelError(f"floatip_vip_backend must be one of {', '.join(VIP_BACKENDS)}, got {vip_backend!r}")
