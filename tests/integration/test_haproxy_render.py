@@ -150,7 +150,7 @@ def test_passwords_are_stored_hashed_and_stats_admin_is_for_admins(rendered: dic
 def test_runtime_api_sockets(rendered: dict[str, str]) -> None:
     glob = _section(rendered["node1"], "global")
     assert "stats socket /run/haproxy/admin.sock mode 660 level admin user root group haproxy expose-fd listeners" in glob
-    assert "stats socket 127.0.0.1:9999 level admin" in glob
+    assert "stats socket 127.0.0.1:9999 level user" in glob
     assert "server-state-file /var/lib/haproxy/server-state" in glob
     assert "load-server-state-from-file global" in _section(rendered["node1"], "defaults")
 

@@ -215,6 +215,12 @@ def test_the_runtime_api_is_private_and_tcp_on_loopback_only() -> None:
         assert sock.is_socket and sock.mode == 0o660 and (sock.user, sock.group) == ("root", "haproxy")
         listening = _host(node).check_output("ss -Htln")
         assert "127.0.0.1:9999" in listening and "0.0.0.0:9999" not in listening
+        # Any local user reaches a TCP socket: it shows, it never changes.
+        as_nobody = "su -s /bin/sh nobody -c 'echo \"{}\" | socat -T 2 - TCP:127.0.0.1:9999'"
+        assert "be_web" in _host(node).check_output(as_nobody.format("show stat"))
+        refused = _host(node).check_output(as_nobody.format(f"set server be_web/{NODES[1]} state maint"))
+        assert "Permission denied" in refused
+        assert _server_status(node, "be_web", NODES[1]).startswith("UP")
         config = _host(node).file("/etc/haproxy/haproxy.cfg")
         assert config.mode == 0o640 and (config.user, config.group) == ("root", "haproxy")
         text = config.content_string
