@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import testinfra
@@ -20,6 +21,7 @@ OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
 # CARP: a backup takes over after three advertisements of advbase (1 s)
 # are missed, plus its skew; allow for a busy machine.
 TAKEOVER = 3 * 1 + 1 + 6
+PASSWORD_FILE = "/etc/floatip/ucarp/password"
 
 
 def _host(node: str):
@@ -74,10 +76,40 @@ def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layo
     settles_as(_layout_with(set()), NODES, timeout=2)
 
 
-def test_the_password_is_private() -> None:
-    password = _host(NODES[0]).file("/etc/floatip/ucarp/password")
-    assert password.user == "root" and password.mode == 0o600
-    assert len(password.content_string) == 19
+def _password(node: str) -> str:
+    """The ucarp password as the role wrote it on ``node``."""
+    return _host(node).file(PASSWORD_FILE).content_string
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_the_password_is_in_a_file_only_root_reads(node: str) -> None:
+    password = _host(node).file(PASSWORD_FILE)
+    assert (password.user, password.group, password.mode) == ("root", "root", 0o600)
+    directory = _host(node).file(PASSWORD_FILE.rsplit("/", 1)[0])
+    assert (directory.user, directory.mode) == ("root", 0o700)
+    # The run's password (molecule.yml), and the same on every node.
+    assert len(_password(node)) == 19 and _password(node) == _password(NODES[0])
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_no_command_line_shows_the_password(ring_in_layout: None, node: str) -> None:
+    secret = _password(node)
+    # What any local user sees: every process's arguments.
+    args = _host(node).check_output("ps -eo args")
+    ucarps = [line for line in args.splitlines() if line.startswith("/usr/sbin/ucarp ")]
+    # Each VIP's ucarp runs, and takes the password from the file.
+    assert len(ucarps) == len(LAYOUT["vips"]), ucarps
+    assert all(f"--passfile={PASSWORD_FILE}" in line for line in ucarps), ucarps
+    assert secret not in args
+    assert not any(arg == "-p" or arg.startswith("--pass=") for line in ucarps for arg in line.split())
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_no_other_file_holds_the_password(node: str) -> None:
+    # Settings, units, scripts, state and logs: the password file alone.
+    done = _host(node).run(f"grep -rlsF -e {shlex.quote(_password(node))} /etc /usr/local /run /var/log")
+    assert done.rc in (0, 1), done.stderr
+    assert done.stdout.split() == [PASSWORD_FILE]
 
 
 @pytest.mark.parametrize(
