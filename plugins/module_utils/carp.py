@@ -6,11 +6,12 @@
 
 Two backends:
 
-* ``freebsd``: the kernel's carp(4), read from ``ifconfig -a`` and
-  ``sysctl net.inet.carp``. Both ifconfig syntaxes are understood: FreeBSD 10
-  and later list ``carp:`` lines (several vhids per interface) under an
-  ordinary interface and tie addresses to vhids with ``vhid N`` on the
-  ``inet`` lines; FreeBSD 9 has one cloned ``carpN`` interface per vhid.
+* ``freebsd``: the kernel's carp(4), read from ``ifconfig -a`` (``ifconfig
+  -a -k`` when a key is asked for) and ``sysctl net.inet.carp``. Both
+  ifconfig syntaxes are understood: FreeBSD 10 and later list ``carp:``
+  lines (several vhids per interface) under an ordinary interface and tie
+  addresses to vhids with ``vhid N`` on the ``inet`` lines; FreeBSD 9 has
+  one cloned ``carpN`` interface per vhid.
 * ``ucarp``: the userspace CARP on Linux, run by the floating_ip role as one
   systemd unit ``floatip-ucarp@<vhid>.service`` per VIP, with its settings in
   ``<env dir>/vhid-<vhid>.conf`` and its state written by its up/down scripts
@@ -20,6 +21,13 @@ Everything here is pure: parsing and planning take text and return data, and
 ``sync`` does its I/O only through the callables of a ``Host``, so that tests
 can run it against recorded output and stand-in programs. Every problem is a
 ``CarpError`` whose message names the argument or file at fault.
+
+A vhid's key (its password) is a secret: it is read (``ifconfig -k``) and
+passed (``ifconfig ... pass``) only when the caller asks for one, compared
+here without being returned, and shown as ``********`` in every command
+reported or quoted in an error. FreeBSD's ifconfig takes it on its command
+line only: the one moment it is visible in the process list is while that
+``ifconfig ... pass`` runs, which happens only when the vhid's key differs.
 """
 
 from __future__ import annotations
@@ -43,12 +51,20 @@ UCARP_ENV_DIR = "/etc/floatip/ucarp"
 UCARP_STATE_DIR = "/run/floatip/ucarp"
 UCARP_KEYS = ("UCARP_VHID", "UCARP_ADVBASE", "UCARP_ADVSKEW", "UCARP_ADDR", "UCARP_IFACE")
 
+# ifconfig copies a key with strlcpy into CARP_KEY_LEN (20) bytes: it keeps 19.
+KEY_MAX = 19
+MASK = "********"
+# The key's three states as reported (never the key itself).
+KEY_NONE, KEY_OTHER, KEY_ASKED = "none", "another", "as asked"
+
 VHID_RANGE = (1, 255)
 ADVSKEW_RANGE = (0, 254)
 ADVBASE_RANGE = (1, 255)
 
 _IFACE_RE = re.compile(r"^(?P<name>[^\s:]+): flags=[0-9a-fA-F]+<(?P<flags>[^>]*)>")
-_CARP_RE = re.compile(r"^\s+carp: (?P<state>\S+) vhid (?P<vhid>\d+) advbase (?P<advbase>\d+) advskew (?P<advskew>\d+)")
+# With ifconfig -k, as root, a vhid that has a key ends its line with: key "<key>".
+_CARP_RE = re.compile(r"^\s+carp: (?P<state>\S+) vhid (?P<vhid>\d+) advbase (?P<advbase>\d+) advskew (?P<advskew>\d+)"
+                      r'(?: key "(?P<key>.*)")?')
 _ADDR_RE = re.compile(r"^\s+inet6? (?P<addr>\S+)(?P<rest>.*)$")
 _VHID_RE = re.compile(r"\bvhid (\d+)\b")
 _CARP_IF_RE = re.compile(r"^carp\d+$")
@@ -69,6 +85,8 @@ class Want:
     advskew: int | None = None
     advbase: int | None = None
     demotion: int | None = None
+    # Never in a repr, a message or a result.
+    key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,17 @@ def _int_in(name: str, value: object, bounds: tuple) -> int:
     return value
 
 
+def _check_key(key: object) -> str:
+    """The key, if FreeBSD's ifconfig keeps it whole and prints it back unambiguously; the message never quotes it."""
+    if not isinstance(key, str) or not 1 <= len(key) <= KEY_MAX or \
+            not all(c.isascii() and c.isprintable() and not c.isspace() and c != '"' for c in key):
+        raise CarpError(f"key must be 1 to {KEY_MAX} printable ASCII characters without spaces or double quotes "
+                        f"(FreeBSD's ifconfig keeps {KEY_MAX} characters of a CARP key); the key given is not shown")
+    return key
+
+
 def make_want(vhid: object, interface: object = None, state: object = None, advskew: object = None,
-              advbase: object = None, demotion: object = None) -> Want:
+              advbase: object = None, demotion: object = None, key: object = None) -> Want:
     """Check the arguments and return them as a ``Want``."""
     vhid = _int_in("vhid", vhid, VHID_RANGE)
     if interface is not None and (not isinstance(interface, str) or not interface or any(c.isspace() for c in interface)):
@@ -132,7 +159,9 @@ def make_want(vhid: object, interface: object = None, state: object = None, advs
         advbase = _int_in("advbase", advbase, ADVBASE_RANGE)
     if demotion is not None and (isinstance(demotion, bool) or not isinstance(demotion, int)):
         raise CarpError(f"demotion must be an integer (the wanted value of {DEMOTION_OID}), got {demotion!r}")
-    return Want(vhid=vhid, interface=interface, state=state, advskew=advskew, advbase=advbase, demotion=demotion)
+    if key is not None:
+        key = _check_key(key)
+    return Want(vhid=vhid, interface=interface, state=state, advskew=advskew, advbase=advbase, demotion=demotion, key=key)
 
 
 def resolve_backend(backend: str, system: str) -> str:
@@ -157,6 +186,8 @@ def check_backend(want: Want, backend: str) -> None:
                         "Set state=backup on the node that holds the VIP, or give this node the lowest advskew")
     if want.demotion is not None:
         raise CarpError(f"demotion is FreeBSD only ({DEMOTION_OID}); with the ucarp backend raise advskew instead")
+    if want.key is not None:
+        raise CarpError("key is FreeBSD only: ucarp reads its password from the file that the floating_ip role keeps")
 
 
 # --- FreeBSD ---------------------------------------------------------------
@@ -171,8 +202,19 @@ def parse_ifconfig(text: str) -> dict:
     Returns ``{"syntax": "freebsd10" | "freebsd9" | None, "vhids": [...]}``
     where each vhid is a dict with interface, vhid, state, advbase, advskew,
     addresses and syntax. ``syntax`` is None when there is no CARP at all.
+    Keys that ``ifconfig -k`` printed are left out (see ``parse_keys``).
     """
+    return _parse_ifconfig(text)[0]
+
+
+def parse_keys(text: str) -> dict:
+    """The keys that ``ifconfig -a -k`` printed, by (interface, vhid); a vhid without a key is absent."""
+    return _parse_ifconfig(text)[1]
+
+
+def _parse_ifconfig(text: str) -> tuple:
     interfaces: list = []
+    keys: dict = {}
     current: dict | None = None
     for line in text.splitlines():
         match = _IFACE_RE.match(line)
@@ -184,6 +226,8 @@ def parse_ifconfig(text: str) -> dict:
             continue
         match = _CARP_RE.match(line)
         if match:
+            if match["key"] is not None:
+                keys[(current["name"], int(match["vhid"]))] = match["key"]
             current["carp"].append({
                 "vhid": int(match["vhid"]),
                 "state": match["state"].upper(),
@@ -210,7 +254,7 @@ def parse_ifconfig(text: str) -> dict:
                           "syntax": SYNTAX_FREEBSD9 if legacy else SYNTAX_FREEBSD10})
     syntaxes = {entry["syntax"] for entry in vhids}
     syntax = SYNTAX_FREEBSD9 if SYNTAX_FREEBSD9 in syntaxes else (SYNTAX_FREEBSD10 if syntaxes else None)
-    return {"syntax": syntax, "vhids": vhids}
+    return {"syntax": syntax, "vhids": vhids}, keys
 
 
 def _known_vhids(parsed: dict) -> str:
@@ -258,11 +302,21 @@ def parse_sysctl(text: str, names: Sequence[str] | None = None) -> dict:
     return values
 
 
-def plan_freebsd(current: dict, want: Want, ifconfig: str = "ifconfig", sysctl: str = "sysctl") -> Plan:
+def key_status(key_now: str | None, wanted: str) -> str:
+    """How a vhid's key stands against the one asked for, in words that do not reveal either."""
+    if key_now is None:
+        return KEY_NONE
+    return KEY_ASKED if key_now == wanted else KEY_OTHER
+
+
+def plan_freebsd(current: dict, want: Want, ifconfig: str = "ifconfig", sysctl: str = "sysctl",
+                 key_now: str | None = None) -> Plan:
     """Commands that bring a FreeBSD vhid (``current``, with its demotion) to what is wanted.
 
-    Order: demotion, advskew, advbase, then state, so that a node given a
-    higher advskew before it steps down does not take the VIP straight back.
+    Order: demotion, key, advskew, advbase, then state, so that a node given
+    a higher advskew before it steps down does not take the VIP straight
+    back. ``key_now`` is the vhid's key as ``ifconfig -k`` shows it (None:
+    none); the key is passed only when it differs from ``want.key``.
     """
     before = dict(current)
     after = dict(current)
@@ -279,6 +333,14 @@ def plan_freebsd(current: dict, want: Want, ifconfig: str = "ifconfig", sysctl: 
         target = [ifconfig, current["interface"]]
     else:
         target = [ifconfig, current["interface"], "vhid", str(current["vhid"])]
+    if want.key is not None:
+        if current["syntax"] == SYNTAX_FREEBSD9:
+            raise CarpError(f"key needs FreeBSD 10 or later: FreeBSD 9's ifconfig does not show the key of {current['interface']}, "
+                            "so whether it differs cannot be told")
+        before["key"] = key_status(key_now, want.key)
+        after["key"] = KEY_ASKED
+        if before["key"] != KEY_ASKED:
+            commands.append(target + ["pass", want.key])
     for key in ("advskew", "advbase"):
         value = getattr(want, key)
         if value is not None and value != current[key]:
@@ -417,17 +479,33 @@ def plan_ucarp(current: dict, env_text: str, want: Want, env_path: str, systemct
 
 # --- fetch, compare, apply -------------------------------------------------
 
-def _run(host: Host, argv: list) -> str:
+def masked(argv: list) -> list:
+    """The command as it may be shown: the argument after ``pass`` (a key) replaced by ********."""
+    return [MASK if index and argv[index - 1] == "pass" else arg for index, arg in enumerate(argv)]
+
+
+def _run(host: Host, argv: list, secret_output: bool = False) -> str:
+    """Run a command; a failure names it masked, with stderr (and stdout unless it may hold keys)."""
     rc, out, err = host.run(argv)
     if rc != 0:
-        detail = (err or out or "").strip() or "no output"
-        raise CarpError(f"{' '.join(argv)} failed (rc {rc}): {detail}")
+        detail = (err or ("" if secret_output else out) or "").strip() or "no output"
+        raise CarpError(f"{' '.join(masked(argv))} failed (rc {rc}): {detail}")
     return out
 
 
 def read_freebsd(host: Host, paths: Paths, vhid: int, interface: str | None = None) -> dict:
     """The vhid dict on FreeBSD, with the global demotion and preempt."""
-    entry = find_vhid(parse_ifconfig(_run(host, [paths.ifconfig, "-a"])), vhid, interface)
+    return _read_freebsd(host, paths, vhid, interface, with_key=False)[0]
+
+
+def _read_freebsd(host: Host, paths: Paths, vhid: int, interface: str | None, with_key: bool) -> tuple:
+    """The vhid dict, and with ``with_key`` its key as ``ifconfig -a -k`` shows it (None: none)."""
+    if with_key:
+        text = _run(host, [paths.ifconfig, "-a", "-k"], secret_output=True)
+    else:
+        text = _run(host, [paths.ifconfig, "-a"])
+    parsed, keys = _parse_ifconfig(text)
+    entry = find_vhid(parsed, vhid, interface)
     rc, out, _err = host.run([paths.sysctl, CARP_SYSCTL])
     values = parse_sysctl(out) if rc == 0 else {}
     demotion = values.get(DEMOTION_OID)
@@ -437,7 +515,7 @@ def read_freebsd(host: Host, paths: Paths, vhid: int, interface: str | None = No
         **entry,
         "demotion": demotion if isinstance(demotion, int) else None,
         "preempt": bool(preempt) if isinstance(preempt, int) else None,
-    }
+    }, keys.get((entry["interface"], entry["vhid"]))
 
 
 def read_ucarp(host: Host, paths: Paths, vhid: int) -> tuple:
@@ -474,13 +552,14 @@ def sync(want: Want, backend: str, host: Host, paths: Paths = Paths(), check_mod
     """
     check_backend(want, backend)
     warnings = []
+    with_key = want.key is not None
     if backend == "freebsd":
-        current = read_freebsd(host, paths, want.vhid, want.interface)
+        current, key_now = _read_freebsd(host, paths, want.vhid, want.interface, with_key)
         if current["syntax"] == SYNTAX_FREEBSD10 and want.interface is None and \
-                (want.state, want.advskew, want.advbase) != (None, None, None):
-            raise CarpError(f"interface is required with state, advskew or advbase on FreeBSD 10 and later, where a vhid "
+                (want.state, want.advskew, want.advbase, want.key) != (None, None, None, None):
+            raise CarpError(f"interface is required with state, advskew, advbase or key on FreeBSD 10 and later, where a vhid "
                             f"belongs to an interface: vhid {want.vhid} is on {current['interface']}")
-        plan = plan_freebsd(current, want, paths.ifconfig, paths.sysctl)
+        plan = plan_freebsd(current, want, paths.ifconfig, paths.sysctl, key_now)
     elif backend == "ucarp":
         current, text = read_ucarp(host, paths, want.vhid)
         if want.interface is not None and want.interface != current["interface"]:
@@ -497,18 +576,20 @@ def sync(want: Want, backend: str, host: Host, paths: Paths = Paths(), check_mod
         for argv in plan.commands:
             _run(host, argv)
         if backend == "freebsd":
-            carp = read_freebsd(host, paths, want.vhid, current["interface"])
+            carp, key_now = _read_freebsd(host, paths, want.vhid, current["interface"], with_key)
+            if with_key:
+                carp["key"] = key_status(key_now, want.key)
         elif current["state"] == "MASTER" and plan.after["state"] == "BACKUP":
             carp = _wait_for_backup(host, paths, want.vhid, timeout)
         else:
             carp, _text = read_ucarp(host, paths, want.vhid)
-        for key in ("state", "advskew", "advbase", "demotion"):
+        for key in ("state", "advskew", "advbase", "demotion", "key"):
             if carp.get(key) != plan.after.get(key):
                 warnings.append(f"vhid {want.vhid}: {key} is {carp.get(key)} after the change, expected {plan.after.get(key)}")
     return {
         "changed": plan.changed,
         "carp": carp,
-        "commands": plan.commands,
+        "commands": [masked(argv) for argv in plan.commands],
         "diff": {"before": plan.before, "after": plan.after},
         "warnings": warnings,
     }

@@ -17,7 +17,7 @@ description:
   - On Linux it works with ucarp run by the floating_ip role as one systemd unit
     C(floatip-ucarp@<vhid>.service) per VIP, whose settings are in an environment file and whose
     up/down scripts write the state to a state file.
-  - Without O(state), O(advskew), O(advbase) and O(demotion) it only reports the vhid.
+  - Without O(state), O(advskew), O(advbase), O(demotion) and O(key) it only reports the vhid.
 author:
   - floatip.ha maintainers (@floatip)
 options:
@@ -29,8 +29,8 @@ options:
   interface:
     description:
       - On FreeBSD 10 and later, the interface that carries the vhid (for example V(em0)). A vhid number
-        belongs to an interface there, so O(interface) is required with O(state), O(advskew) or
-        O(advbase); for reading only, a vhid found on exactly one interface needs none.
+        belongs to an interface there, so O(interface) is required with O(state), O(advskew), O(advbase) or
+        O(key); for reading only, a vhid found on exactly one interface needs none.
       - On FreeBSD 9, the C(carpN) interface of the vhid (for example V(carp0)); it is found from
         the vhid when not given.
       - With ucarp, if given it must equal C(UCARP_IFACE) of the vhid's environment file.
@@ -66,6 +66,16 @@ options:
         down, C(net.inet.carp.ifdown_demotion_factor)) which the kernel takes back by itself later;
         an absolute value set while such a demotion is in force cancels it. Set it on a healthy node.
     type: int
+  key:
+    description:
+      - The vhid's key (CARP password), FreeBSD 10 and later. The module reads the key the kernel holds
+        (C(ifconfig -a -k), as root) and gives the vhid this one (C(ifconfig <interface> vhid <vhid> pass <key>))
+        only when it differs, so the key is on a command line only when it must change.
+      - Never returned nor shown; C(commands) shows it as C(********). Without O(key) no key is read at all.
+      - At most 19 printable ASCII characters without spaces or double quotes (FreeBSD's ifconfig keeps 19).
+      - A key cannot be removed this way (carp(4) ignores an empty one), nor checked on FreeBSD 9, whose ifconfig
+        does not show it (the module fails there).
+    type: str
   backend:
     description:
       - V(freebsd) for carp(4), V(ucarp) for ucarp on Linux.
@@ -127,8 +137,11 @@ notes:
     is the lowest, so a lasting move needs a higher O(advskew). O(advskew) and O(advbase) rewrite the
     environment file and run C(systemctl try-restart), which leaves a stopped unit stopped. O(state=master)
     and O(demotion) are not supported with ucarp."
-  - The changes are made in the order demotion, advskew, advbase, state, so that a node given a higher
+  - The changes are made in the order demotion, key, advskew, advbase, state, so that a node given a higher
     advskew before it steps down does not take the VIP straight back.
+  - "FreeBSD offers no way to give carp(4) a key but C(ifconfig)'s command line: while that C(ifconfig ... pass)
+    runs (milliseconds), a local user who lists processes may see the key, unless C(security.bsd.see_other_uids=0)
+    hides root's processes from them. O(key) keeps that to the runs where the key really changes."
 seealso:
   - name: carp(4)
     description: The FreeBSD CARP manual page.
@@ -168,6 +181,12 @@ EXAMPLES = r"""
   floatip.ha.carp_state:
     vhid: 1
     demotion: 50
+
+- name: Give vhid 1 the group's key if it has another one (or none)
+  floatip.ha.carp_state:
+    vhid: 1
+    interface: em0
+    key: "{{ carp_password }}"
 
 - name: Step down and stay down with ucarp on Linux
   floatip.ha.carp_state:
@@ -224,6 +243,14 @@ carp:
       description: Whether C(net.inet.carp.preempt) is on; null where unknown (ucarp).
       type: bool
       sample: true
+    key:
+      description:
+        - With O(key) only, how the vhid's key stands against it, never the key itself. V(as asked) when the
+          vhid has that key (in check mode, will have it); V(another) or V(none) only when the change did not
+          take, with a warning. In diff mode the diff's C(before) tells how it stood.
+      type: str
+      returned: when O(key) is given
+      sample: as asked
   sample:
     backend: freebsd
     syntax: freebsd10
@@ -236,7 +263,9 @@ carp:
     demotion: 0
     preempt: true
 commands:
-  description: The commands run, each an argument list; in check mode, the commands that would run.
+  description:
+    - The commands run, each an argument list; in check mode, the commands that would run.
+    - A key after C(pass) shows as C(********).
   returned: success
   type: list
   elements: list
@@ -313,6 +342,7 @@ def main() -> None:
             advskew=dict(type="int"),
             advbase=dict(type="int"),
             demotion=dict(type="int"),
+            key=dict(type="str", no_log=True),
             backend=dict(type="str", choices=["auto", "freebsd", "ucarp"], default="auto"),
             timeout=dict(type="float", default=10),
             ifconfig_path=dict(type="path"),
@@ -326,7 +356,7 @@ def main() -> None:
     params = module.params
     try:
         want = make_want(params["vhid"], params["interface"], params["state"], params["advskew"],
-                         params["advbase"], params["demotion"])
+                         params["advbase"], params["demotion"], params["key"])
         if params["timeout"] < 0:
             raise CarpError(f"timeout must be 0 or more seconds, got {params['timeout']:g}")
         backend = resolve_backend(params["backend"], platform.system())

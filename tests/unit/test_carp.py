@@ -15,6 +15,7 @@ The recordings in fixtures/ifconfig/:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -320,6 +321,73 @@ def test_plan_ucarp_advskew_rewrites_and_restarts() -> None:
     assert not carp.plan_ucarp(ucarp_current("MASTER"), UCARP_ENV, Want(vhid=3, advskew=50, advbase=1), "/e/vhid-3.conf").changed
 
 
+# --- keys ------------------------------------------------------------------
+
+def with_keys(text: str, keys: dict) -> str:
+    """A recording as ``ifconfig -a -k`` prints it when these vhids have keys."""
+    for vhid, key in keys.items():
+        text = re.sub(rf"(?m)^(\tcarp: \S+ vhid {vhid} advbase \d+ advskew \d+)$", rf'\1 key "{key}"', text)
+    return text
+
+
+def test_keys_are_read_apart_and_never_in_the_vhids() -> None:
+    plain = fixture("freebsd-14.1-mail01-ring.txt")
+    keyed = with_keys(plain, {1: "s3cret", 4: "other"})
+    assert keyed != plain
+    assert carp.parse_ifconfig(keyed) == carp.parse_ifconfig(plain)
+    assert carp.parse_keys(keyed) == {("em0", 1): "s3cret", ("em0", 4): "other"}
+    assert carp.parse_keys(plain) == {}
+
+
+def test_a_want_never_shows_its_key() -> None:
+    want = carp.make_want(1, "em0", key="s3cret")
+    assert want.key == "s3cret" and "s3cret" not in repr(want)
+
+
+def test_plan_passes_the_key_only_when_it_differs() -> None:
+    current = freebsd_vhid("freebsd-14.1-mail01-ring.txt", 1, "em0")
+    want = Want(vhid=1, interface="em0", key="s3cret")
+    assert carp.plan_freebsd(current, want, key_now="s3cret").commands == []
+    for now, status in ((None, "none"), ("other", "another")):
+        plan = carp.plan_freebsd(current, want, key_now=now)
+        assert plan.commands == [["ifconfig", "em0", "vhid", "1", "pass", "s3cret"]]
+        assert (plan.before["key"], plan.after["key"]) == (status, "as asked")
+    # Without a key asked for, the key is not part of the plan at all.
+    assert "key" not in carp.plan_freebsd(current, Want(vhid=1, interface="em0"), key_now="other").after
+
+
+def test_masked_hides_only_what_follows_pass() -> None:
+    assert carp.masked(["ifconfig", "em0", "vhid", "1", "pass", "1"]) == ["ifconfig", "em0", "vhid", "1", "pass", "********"]
+    assert carp.masked(["ifconfig", "em0", "vhid", "1", "advskew", "1"]) == ["ifconfig", "em0", "vhid", "1", "advskew", "1"]
+
+
+def test_sync_with_the_right_key_reads_it_and_passes_nothing() -> None:
+    fake = FakeHost(with_keys(fixture("freebsd-14.1-mail01-ring.txt"), {1: "s3cret"}),
+                    fixture("sysctl-freebsd-14.1-net.inet.carp.txt"))
+    result = carp.sync(Want(vhid=1, interface="em0", key="s3cret"), "freebsd", fake.host())
+    assert result["changed"] is False and result["commands"] == [] and result["carp"]["key"] == "as asked"
+    assert fake.calls == [["ifconfig", "-a", "-k"], ["sysctl", "net.inet.carp"]]
+    assert "s3cret" not in repr(result)
+
+
+def test_sync_with_another_key_passes_it_masked_in_the_report() -> None:
+    fake = FakeHost(with_keys(fixture("freebsd-14.1-mail01-ring.txt"), {1: "old"}),
+                    fixture("sysctl-freebsd-14.1-net.inet.carp.txt"))
+    result = carp.sync(Want(vhid=1, interface="em0", key="s3cret"), "freebsd", fake.host())
+    assert fake.calls[2] == ["ifconfig", "em0", "vhid", "1", "pass", "s3cret"]
+    assert result["commands"] == [["ifconfig", "em0", "vhid", "1", "pass", "********"]]
+    # The recording does not follow: the key still differs, and the warning says so without it.
+    assert result["warnings"] == ["vhid 1: key is another after the change, expected as asked"]
+    assert "s3cret" not in repr(result) and "old" not in repr(result["carp"])
+
+
+def test_a_failing_key_read_does_not_quote_its_output() -> None:
+    fake = FakeHost()
+    fake.run = lambda argv: (1, '\tcarp: MASTER vhid 1 advbase 1 advskew 0 key "s3cret"\n', "")
+    with pytest.raises(CarpError, match=r"^ifconfig -a -k failed \(rc 1\): no output$"):
+        carp.sync(Want(vhid=1, interface="em0", key="s3cret"), "freebsd", fake.host())
+
+
 # --- sync with an in-memory host -------------------------------------------
 
 class FakeHost:
@@ -358,7 +426,7 @@ def test_sync_check_mode_only_reads() -> None:
 
 def test_sync_freebsd10_change_needs_interface() -> None:
     fake = FakeHost(fixture("freebsd-14.1-mail01-ring.txt"), fixture("sysctl-freebsd-14.1-net.inet.carp.txt"))
-    with pytest.raises(CarpError, match=r"^interface is required with state, advskew or advbase on FreeBSD 10 and later, "
+    with pytest.raises(CarpError, match=r"^interface is required with state, advskew, advbase or key on FreeBSD 10 and later, "
                                         r"where a vhid belongs to an interface: vhid 1 is on em0$"):
         carp.sync(Want(vhid=1, state="backup"), "freebsd", fake.host())
     # Reading, and the global demotion, need none.

@@ -100,6 +100,8 @@ class StandIn:
         payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=diff)}
         proc = subprocess.run([sys.executable, "-m", MODULE], input=json.dumps(payload), capture_output=True, text=True,
                               env=dict(self.env, **env), timeout=120, check=False)
+        # Everything the module printed, for the tests that look for a secret in it.
+        self.printed = proc.stdout + proc.stderr
         try:
             result = json.loads(proc.stdout)
         except ValueError:
@@ -219,7 +221,7 @@ def test_interface_required_for_changes_on_freebsd10(standin: StandIn) -> None:
     standin.write(ring_node("14.1"))
     result = standin.run(standin.freebsd(vhid=1, state="backup"))
     assert result["failed"] is True
-    assert result["msg"] == ("interface is required with state, advskew or advbase on FreeBSD 10 and later, "
+    assert result["msg"] == ("interface is required with state, advskew, advbase or key on FreeBSD 10 and later, "
                              "where a vhid belongs to an interface: vhid 1 is on em0")
     assert standin.carp_of("em0", 1)["state"] == "MASTER"
 
@@ -241,6 +243,102 @@ def test_unknown_vhid_and_interface(standin: StandIn) -> None:
         "vhid 11 is not configured on this host: ifconfig shows vhid 1 on em0, vhid 2 on em0,")
     assert standin.run(standin.freebsd(vhid=1, interface="em1"))["msg"].startswith(
         "vhid 1 is not configured on interface em1: ifconfig shows vhid 1 on em0,")
+
+
+# --- keys ------------------------------------------------------------------
+
+KEY = "ring-key-7f3a"
+READS_WITH_KEYS = [("ifconfig", ["-a", "-k"]), ("sysctl", ["net.inet.carp"])]
+
+
+def passed_a_key(calls: list) -> bool:
+    return any("pass" in argv for _tool, argv in calls)
+
+
+def test_the_key_is_passed_once_when_it_differs_and_never_again(standin: StandIn) -> None:
+    state = ring_node("14.1")
+    state["interfaces"][0]["carp"][0]["key"] = "old-key"
+    standin.write(state)
+    first = standin.run(standin.freebsd(vhid=1, interface="em0", key=KEY), diff=True)
+    assert first["changed"] is True
+    assert first["commands"] == [[str(standin.bin / "ifconfig"), "em0", "vhid", "1", "pass", "********"]]
+    assert standin.carp_of("em0", 1)["key"] == KEY
+    assert first["carp"]["key"] == "as asked" and first["diff"]["before"]["key"] == "another"
+    assert KEY not in standin.printed and "old-key" not in standin.printed
+    # Reads with -k, then the one pass, then reads again to confirm.
+    assert [argv for _tool, argv in standin.calls()] == [
+        ["-a", "-k"], ["net.inet.carp"], ["em0", "vhid", "1", "pass", KEY], ["-a", "-k"], ["net.inet.carp"]]
+
+    standin.forget_calls()
+    second = standin.run(standin.freebsd(vhid=1, interface="em0", key=KEY))
+    assert second["changed"] is False and second["commands"] == [] and second["carp"]["key"] == "as asked"
+    assert standin.calls() == READS_WITH_KEYS and not passed_a_key(standin.calls())
+    assert KEY not in standin.printed
+
+
+def test_a_vhid_without_a_key_gets_it(standin: StandIn) -> None:
+    standin.write(ring_node("14.1"))
+    result = standin.run(standin.freebsd(vhid=3, interface="em0", key=KEY, advskew=150))
+    assert result["changed"] is True and [argv[1:] for argv in result["commands"]] == [["em0", "vhid", "3", "pass", "********"]]
+    assert standin.carp_of("em0", 3)["key"] == KEY and KEY not in standin.printed
+
+
+def test_without_key_no_key_is_read_or_passed(standin: StandIn) -> None:
+    state = ring_node("14.1")
+    state["interfaces"][0]["carp"][4]["key"] = KEY
+    standin.write(state)
+    result = standin.run(standin.freebsd(vhid=5, interface="em0", advskew=120))
+    assert result["changed"] is True and "key" not in result["carp"]
+    assert all("-k" not in argv for _tool, argv in standin.calls())
+    assert not passed_a_key(standin.calls()) and KEY not in standin.printed
+
+
+def test_check_mode_reports_a_key_change_and_passes_nothing(standin: StandIn) -> None:
+    standin.write(ring_node("14.1"))
+    before = standin.read()
+    result = standin.run(standin.freebsd(vhid=2, interface="em0", key=KEY), check=True)
+    assert result["changed"] is True and result["commands"][0][-2:] == ["pass", "********"]
+    assert result["carp"]["key"] == "as asked"
+    assert standin.read() == before and standin.calls() == READS_WITH_KEYS
+    assert KEY not in standin.printed
+
+
+def test_a_failing_pass_is_reported_without_the_key(standin: StandIn) -> None:
+    standin.write(ring_node("14.1"))
+    # The read lists no key; then ifconfig fails as the change is made.
+    wrapper = standin.bin / "ifconfig"
+    wrapper.write_text(f'#!/bin/sh\nfor a; do [ "$a" = pass ] && {{ echo "ifconfig: SIOCSVH: Operation not permitted" >&2; exit 1; }}; done\n'
+                       f'exec "{sys.executable}" "{STANDIN}" --as ifconfig "$@"\n', encoding="utf-8")
+    result = standin.run(standin.freebsd(vhid=1, interface="em0", key=KEY))
+    assert result["msg"] == (f"{wrapper} em0 vhid 1 pass ******** failed (rc 1): ifconfig: SIOCSVH: Operation not permitted")
+    assert KEY not in standin.printed
+
+
+@pytest.mark.parametrize("bad", ["k" * 20, "two words", 'quo"te', "", "tab\tbed", "naïve"],
+                         ids=["20-characters", "space", "double-quote", "empty", "tab", "not-ascii"])
+def test_a_key_ifconfig_would_not_keep_whole_is_refused_unshown(standin: StandIn, bad: str) -> None:
+    standin.write(ring_node("14.1"))
+    before = standin.read()
+    result = standin.run(standin.freebsd(vhid=1, interface="em0", key=bad))
+    assert result["msg"] == ("key must be 1 to 19 printable ASCII characters without spaces or double quotes "
+                             "(FreeBSD's ifconfig keeps 19 characters of a CARP key); the key given is not shown")
+    assert standin.read() == before and standin.calls() == []
+    if len(bad) > 3:
+        assert bad not in standin.printed
+
+
+def test_freebsd9_cannot_check_a_key(standin: StandIn) -> None:
+    standin.write(ring_node("9.1"))
+    result = standin.run(standin.freebsd(vhid=6, key=KEY))
+    assert result["msg"] == ("key needs FreeBSD 10 or later: FreeBSD 9's ifconfig does not show the key of carp5, "
+                             "so whether it differs cannot be told")
+    assert not passed_a_key(standin.calls()) and KEY not in standin.printed
+
+
+def test_ucarp_takes_no_key(standin: StandIn) -> None:
+    result = standin.run(standin.ucarp(vhid=3, key=KEY))
+    assert result["msg"] == "key is FreeBSD only: ucarp reads its password from the file that the floating_ip role keeps"
+    assert standin.calls() == [] and KEY not in standin.printed
 
 
 # --- FreeBSD 9 -------------------------------------------------------------
