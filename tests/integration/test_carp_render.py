@@ -19,6 +19,7 @@ the files are compared as they are, that line included.
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -189,6 +190,13 @@ def test_sysctl_block_allows_and_preempts(rendered: Rendered, cluster: Cluster) 
 
 def test_the_password_is_not_logged(rendered: Rendered) -> None:
     assert PASSWORD not in rendered.run.output
+
+
+def test_only_the_owner_reads_the_block_that_holds_the_password(rendered: Rendered, cluster: Cluster) -> None:
+    # As tasks/carp.yml keeps it on the node: /etc/rc.conf.d/netif, 0600.
+    for node in cluster.nodes:
+        assert stat.S_IMODE((rendered.directory / node).stat().st_mode) == 0o700, node
+        assert stat.S_IMODE((rendered.directory / node / "rc.conf").stat().st_mode) == 0o600, node
 
 
 def test_a_second_render_changes_nothing(rendered: Rendered, cluster: Cluster, ansible_playbook) -> None:
