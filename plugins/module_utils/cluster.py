@@ -14,13 +14,18 @@ what is allowed, before anything on a host changes.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 
+from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError, source_networks, text
+
 VIP_BACKENDS = ("keepalived", "carp", "ucarp", "heartbeat")
+# A node's inventory name goes into keepalived's router_id, HAProxy's server
+# lines and heartbeat's node lines, unquoted.
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
-
-class ModelError(ValueError):
-    """The inventory's cluster model is inconsistent."""
+# The collection's one error type, by the name the model's callers know.
+ModelError = InputError
 
 
 def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -107,6 +112,9 @@ def build_model(
     by_address: dict = {}
     model_nodes = []
     for name, raw in node_list:
+        text(name, "a node name in the group floatip_nodes",
+             "1-64 letters, digits and _ . : -, starting with a letter or digit (it names the node in keepalived, HAProxy "
+             "and heartbeat)", _NODE_NAME)
         if raw is None:
             raise ModelError(f"floatip_address is not set for node {name}: give every host in floatip_nodes its own address")
         addr = _address(raw, f"floatip_address of node {name}")
@@ -167,23 +175,6 @@ def build_model(
     model["vips"] = [str(vip) for vip in vips]
     model["vips_per_node"] = vips_per_node
     return model
-
-
-def source_networks(values: object, what: str) -> list[str]:
-    """Addresses or CIDR networks that name some clients (to trust, relay for
-    or route), as networks; refused when one of them matches every address."""
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise ModelError(f"{what} must be a list of addresses or networks in CIDR form, got {values!r}")
-    networks = []
-    for item in values:
-        try:
-            net = ipaddress.ip_network(item, strict=False)
-        except (TypeError, ValueError):
-            raise ModelError(f"{what}: {item!r} is not an address or a network in CIDR form") from None
-        if net.prefixlen == 0:
-            raise ModelError(f"{what}: {item!r} matches every address; name the clients")
-        networks.append(str(net))
-    return networks
 
 
 def nodes_from_hostvars(names: Iterable[str], hostvars: Mapping) -> list[tuple[str, object]]:

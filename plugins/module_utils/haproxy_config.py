@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from ansible_collections.floatip.ha.plugins.module_utils.cluster import ModelError, source_networks
+from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError, path, source_networks, text, url_path
 
 MODES = ("tcp", "http")
 CHECKS = ("tcp", "smtp", "pop3", "imap", "http", "none")
@@ -29,9 +29,16 @@ PERSISTENCE = ("none", "source", "cookie")
 PROXY_PROTOCOL = {False: "", True: "send-proxy", "v1": "send-proxy", "v2": "send-proxy-v2"}
 DEFAULT_HIDDEN_HEADERS = ("Server", "X-Powered-By", "X-AspNet-Version")
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Matched whole (re.fullmatch): each goes into haproxy.cfg unquoted.
+NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+NAME_ALLOWED = "1-32 characters of a-z, 0-9, _ and -, starting with a letter"
+_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# An HTTP token, less # ' and $, which HAProxy's parser would take for a
+# comment, a quote or a variable.
+HEADER_RE = re.compile(r"[A-Za-z0-9!%&*+.^_`|~-]+")
+HEADER_ALLOWED = "a header name (letters, digits and ! % & * + . ^ _ ` | ~ -)"
+# A regex or replacement of location_rewrites: one word for HAProxy.
+_WORD_RE = re.compile(r"[^\s\"'#]+")
 _KNOWN_KEYS = frozenset(
     {
         "name", "port", "server_port", "mode", "check", "check_path", "check_interval", "send_proxy",
@@ -42,8 +49,8 @@ _KNOWN_KEYS = frozenset(
 _BALANCE = ("roundrobin", "leastconn", "source", "first")
 
 
-class ServiceError(ValueError):
-    """A service of haproxy_services is not what the role can build."""
+# The collection's one error type, by the name the plan's callers know.
+ServiceError = InputError
 
 
 def _port(value: object, what: str) -> int:
@@ -65,10 +72,7 @@ def _str_list(value: object, what: str) -> list[str]:
 
 
 def _networks(value: object, what: str) -> list[str]:
-    try:
-        networks = source_networks(value, what)
-    except ModelError as exc:
-        raise ServiceError(str(exc)) from None
+    networks = source_networks(value, what)
     if not networks:
         raise ServiceError(f"{what} must name at least one source network")
     return networks
@@ -95,13 +99,13 @@ def _seconds_to_ms(value: object, what: str) -> int:
 def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict:
     what = f"haproxy_services[{index}]"
     if not isinstance(raw, Mapping):
-        raise ServiceError(f"{what} must be a mapping with at least name and port, got {raw!r}")
+        # Not the value itself: it may hold passwords.
+        raise ServiceError(f"{what} must be a mapping with at least name and port, got a {type(raw).__name__}")
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise ServiceError(f"{what} has unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ServiceError(f"{what}.name must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter, got {name!r}")
+    text(name, f"{what}.name", NAME_ALLOWED, NAME_RE)
     what = f"haproxy_services[{index}] ({name})"
     port = _port(raw.get("port"), f"{what}.port")
     server_port = _port(raw.get("server_port", port), f"{what}.server_port")
@@ -111,9 +115,7 @@ def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict
         raise ServiceError(f"{what}.check http needs mode http; use tcp, smtp, pop3 or imap for a tcp service")
     for key in ("check_path", "tls_only_paths", "auth_users", "location_rewrites", "hide_headers"):
         _http_only(raw, key, mode, what)
-    check_path = raw.get("check_path", "/")
-    if not isinstance(check_path, str) or not check_path.startswith("/") or re.search(r"\s", check_path):
-        raise ServiceError(f"{what}.check_path must be a URL path starting with / and without spaces, got {check_path!r}")
+    check_path = url_path(raw.get("check_path", "/"), f"{what}.check_path")
     interval = _seconds_to_ms(raw.get("check_interval", defaults["check_interval"]), f"{what}.check_interval")
     send_proxy = raw.get("send_proxy", False)
     if send_proxy not in PROXY_PROTOCOL:
@@ -138,22 +140,24 @@ def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict
         tls_port = _port(tls_port, f"{what}.tls_port")
         if tls_port == port:
             raise ServiceError(f"{what}.tls_port must differ from port {port}")
-        if not isinstance(cert, str) or not cert.startswith("/"):
+        if cert is None:
             raise ServiceError(f"{what}.tls_port needs cert, the absolute path of a PEM file (certificate and key) on the node")
+        path(cert, f"{what}.cert")
     elif cert is not None:
         raise ServiceError(f"{what}.cert is given without tls_port, the port where TLS is terminated")
     tls_only_paths = _str_list(raw.get("tls_only_paths", []), f"{what}.tls_only_paths")
     if tls_only_paths and tls_port is None:
         raise ServiceError(f"{what}.tls_only_paths needs tls_port: a path reachable only over TLS needs a TLS frontend")
-    if any(not path.startswith("/") or re.search(r"\s", path) for path in tls_only_paths):
-        raise ServiceError(f"{what}.tls_only_paths must be URL paths starting with / and without spaces, got {tls_only_paths!r}")
+    for number, tls_only in enumerate(tls_only_paths):
+        url_path(tls_only, f"{what}.tls_only_paths[{number}]")
 
     routes = []
     for number, route in enumerate(_mapping_list(raw.get("routes", []), f"{what}.routes", "src, to")):
         where = f"{what}.routes[{number}]"
         if not isinstance(route, Mapping) or set(route) != {"src", "to"}:
             raise ServiceError(f"{where} must be a mapping with exactly src (a list of networks) and to (a service name), got {route!r}")
-        routes.append({"src": _networks(route["src"], f"{where}.src"), "to": route["to"]})
+        target = text(route["to"], f"{where}.to", f"the name of another service of haproxy_services ({NAME_ALLOWED})", NAME_RE)
+        routes.append({"src": _networks(route["src"], f"{where}.src"), "to": target})
 
     auth_users = []
     # Not _mapping_list: its message would show the passwords.
@@ -162,8 +166,11 @@ def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict
         raise ServiceError(f"{what}.auth_users must be a list of {{name, password}} mappings")
     for number, user in enumerate(raw_users):
         where = f"{what}.auth_users[{number}]"
-        if not isinstance(user, Mapping) or not isinstance(user.get("name"), str) or not _USER_RE.match(user["name"]):
-            raise ServiceError(f"{where}.name must be 1-64 characters of letters, digits, '.', '_' and '-'")
+        if not isinstance(user, Mapping) or set(user) != {"name", "password"}:
+            raise ServiceError(f"{where} must be a mapping with exactly name and password")
+        text(user["name"], f"{where}.name", "1-64 characters of letters, digits, '.', '_' and '-'", _USER_RE)
+        if user["name"] in auth_users:
+            raise ServiceError(f"{where}.name {user['name']} is given twice; each user once")
         if not isinstance(user.get("password"), str) or len(user["password"]) < 8:
             # The message never repeats the password.
             raise ServiceError(f"{where}.password must be a string of at least 8 characters (it is stored hashed)")
@@ -180,14 +187,13 @@ def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict
             re.compile(rewrite["regex"])
         except (re.error, TypeError) as exc:
             raise ServiceError(f"{where}.regex is not a regular expression: {exc}") from None
-        if not isinstance(rewrite["replace"], str) or re.search(r"[\s\"]", rewrite["regex"] + rewrite["replace"]):
-            raise ServiceError(f"{where}: regex and replace must be strings without spaces or double quotes")
+        for key in ("regex", "replace"):
+            text(rewrite[key], f"{where}.{key}", "one word: a string without spaces, quotes, # or control characters", _WORD_RE)
         rewrites.append(dict(rewrite))
 
     hide = _str_list(raw.get("hide_headers", list(defaults["hide_headers"])), f"{what}.hide_headers") if mode == "http" else []
-    bad = [header for header in hide if not _HEADER_RE.match(header)]
-    if bad:
-        raise ServiceError(f"{what}.hide_headers: {', '.join(bad)} are not header names")
+    for number, header in enumerate(hide):
+        text(header, f"{what}.hide_headers[{number}]", HEADER_ALLOWED, HEADER_RE)
 
     timeout = raw.get("timeout")
     timeout_ms = None if timeout is None else _seconds_to_ms(timeout, f"{what}.timeout")
@@ -234,7 +240,9 @@ def build_plan(
     if node not in names:
         raise ServiceError(f"{node} is not one of the cluster's nodes ({', '.join(names)}); apply the haproxy role to floatip_nodes")
     if isinstance(services, (str, Mapping)) or not isinstance(services, Sequence) or not services:
-        raise ServiceError(f"haproxy_services must be a non-empty list of services (name, port, ...), got {services!r}")
+        # The type only: a mapping given by mistake may hold passwords.
+        got = repr(services) if not services else f"a {type(services).__name__}"
+        raise ServiceError(f"haproxy_services must be a non-empty list of services (name, port, ...), got {got}")
     defaults = {"check_interval": check_interval, "hide_headers": hide_headers}
     built = [_service(raw, index, model, defaults) for index, raw in enumerate(services)]
 

@@ -101,7 +101,34 @@ def test_routes_by_source_to_another_service() -> None:
         ([{"name": "web", "mode": "http", "port": 80, "location_rewrites": [{"regex": "(", "replace": "x"}]}],
          "(web).location_rewrites[0].regex is not a regular expression"),
         ([{"name": "a", "port": 25, "routes": [{"src": ["0.0.0.0/0"], "to": "b"}]}, {"name": "b", "port": 26}],
-         "(a).routes[0].src: '0.0.0.0/0' matches every address"),
+         "(a).routes[0].src[0] '0.0.0.0/0' matches every address"),
+        ([{"name": "a", "port": 25, "routes": [{"src": ["10.0.0.1/8"], "to": "b"}]}, {"name": "b", "port": 26}],
+         "(a).routes[0].src[0] '10.0.0.1/8' has host bits set"),
+        ([{"name": "a", "port": 25, "routes": [{"src": ["0.0.0.0/1", "128.0.0.0/1"], "to": "b"}]}, {"name": "b", "port": 26}],
+         "(a).routes[0].src[0] '0.0.0.0/1' is wider than /8"),
+        ([{"name": "a", "port": 25, "routes": [{"src": ["192.0.2.0/24"], "to": ["b"]}]}, {"name": "b", "port": 26}],
+         "(a).routes[0].to must be the name of another service of haproxy_services"),
+        ([{"name": "smtp\n", "port": 25}], "haproxy_services[0].name must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter; "
+                                            "it holds a control character"),
+        ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": "/etc/ssl/site.pem\n    stats admin if TRUE"}],
+         "(web).cert must be an absolute path of letters, digits and . _ - / @ % + = : , ~ (no spaces, quotes, $ or control characters)"),
+        ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": 'etc/ssl/site.pem'}], "(web).cert must be an absolute path"),
+        ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": '/etc/ssl/"site".pem'}], "(web).cert must be an absolute path"),
+        ([{"name": "web", "mode": "http", "port": 80, "check_path": "/check.txt\n"}], "(web).check_path must be a URL path"),
+        ([{"name": "web", "mode": "http", "port": 80, "check_path": "/check#x"}], "(web).check_path must be a URL path"),
+        ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": "/x.pem", "tls_only_paths": ["/admin }"]}],
+         "(web).tls_only_paths[0] must be a URL path"),
+        ([{"name": "web", "mode": "http", "port": 80, "location_rewrites": [{"regex": "^http://(.*)#$", "replace": "x"}]}],
+         "(web).location_rewrites[0].regex must be one word"),
+        ([{"name": "web", "mode": "http", "port": 80, "location_rewrites": [{"regex": "^x$", "replace": "y\nz"}]}],
+         "(web).location_rewrites[0].replace must be one word"),
+        ([{"name": "web", "mode": "http", "port": 80, "hide_headers": ["Server\n"]}], "(web).hide_headers[0] must be a header name"),
+        ([{"name": "web", "mode": "http", "port": 80, "hide_headers": ["X-A#b"]}], "(web).hide_headers[0] must be a header name"),
+        ([{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "long-enough"},
+                                                                     {"name": "joe", "password": "long-enough"}]}],
+         "(web).auth_users[1].name joe is given twice"),
+        ([{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe\n", "password": "long-enough"}]}],
+         "(web).auth_users[0].name must be 1-64 characters"),
         ([{"name": "a", "port": 25, "routes": [{"src": ["192.0.2.0/24"], "to": "c"}]}], "(a).routes[0].to must name another service"),
         ([{"name": "a", "port": 25, "routes": [{"src": ["192.0.2.0/24"], "to": "b"}]}, {"name": "b", "mode": "http", "port": 80}],
          "(a).routes[0].to: b has mode http, a has mode tcp"),
@@ -117,9 +144,20 @@ def test_bad_services_are_named_with_what_is_allowed(services, message: str) -> 
     assert message in str(caught.value)
 
 
-def test_a_password_never_appears_in_an_error() -> None:
+@pytest.mark.parametrize(
+    "services",
+    [
+        [{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "sekrit"}]}],
+        [{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "sekrit-long", "admin": True}]}],
+        [{"name": "web", "mode": "http", "port": 80, "auth_users": {"name": "joe", "password": "sekrit-long"}}],
+        [[{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "sekrit-long"}]}]],
+        {"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "sekrit-long"}]},
+    ],
+)
+def test_a_password_never_appears_in_an_error(services) -> None:
     with pytest.raises(ServiceError) as caught:
-        _plan([{"name": "web", "mode": "http", "port": 80, "auth_users": [{"name": "joe", "password": "sekrit"}]}])
+        _plan(services)
+    assert "haproxy_services" in str(caught.value)
     assert "sekrit" not in str(caught.value)
 
 
