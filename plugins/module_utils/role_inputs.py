@@ -471,8 +471,7 @@ def check_postfix_multihome(variables: Mapping, model: Mapping, node: str, conte
     }
 
 
-Check = Callable[[Mapping, Mapping, str, Mapping, "Mapping | None"], dict]
-CHECKS: dict[str, Check] = {
+CHECKS: dict[str, Callable[..., dict]] = {
     "base": check_base,
     "floating_ip": check_floating_ip,
     "heartbeat": check_heartbeat,
