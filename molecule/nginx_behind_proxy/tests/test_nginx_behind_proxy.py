@@ -158,17 +158,10 @@ def test_with_the_proxy_protocol_nginx_logs_the_client_from_its_header(cluster_i
         converge()
 
 
-@pytest.mark.parametrize(
-    ("extra_vars", "message"),
-    [
-        ({"nginx_behind_proxy_vhosts": [{"name": "Bad Name", "root": "/var/www/html"}]}, "nginx_behind_proxy_vhosts must be"),
-        ({"nginx_behind_proxy_vhosts": [{"name": "site", "root": "relative/path"}]}, "nginx_behind_proxy_vhosts must be"),
-        ({"nginx_behind_proxy_vhosts": [{"name": "site", "root": "/srv", "tls_cert": "/etc/ssl/c.pem"}]}, "tls_cert with tls_key"),
-        ({"nginx_behind_proxy_vhosts": [{"name": "a", "root": "/srv", "default": True},
-                                        {"name": "b", "root": "/srv", "default": True}]}, "default (true for at most one)"),
-        ({"nginx_behind_proxy_vhosts": [{"name": "site", "root": "/srv", "server_names": ["bad name;"]}]}, "server_names"),
-        ({"nginx_behind_proxy_trusted_proxies": ["0.0.0.0/0"]}, "nginx_behind_proxy_trusted_proxies: '0.0.0.0/0' matches every address"),
-    ],
-)
-def test_bad_input_stops_before_anything_changes(extra_vars: dict, message: str) -> None:
-    refused_with_nothing_changed(extra_vars, message, NODES, "/etc/nginx/nginx.conf")
+def test_bad_input_stops_before_anything_changes() -> None:
+    # One refusal through a converge proves that a refusal changes nothing
+    # on a host; every bad input's message is checked in
+    # tests/unit/test_role_inputs.py. Two halves of the address space would
+    # let any client forge its address in the log.
+    refused_with_nothing_changed({"nginx_behind_proxy_trusted_proxies": ["0.0.0.0/1", "128.0.0.0/1"]},
+                                 "nginx_behind_proxy_trusted_proxies[0] '0.0.0.0/1' is wider than /8", NODES, "/etc/nginx/nginx.conf")
