@@ -123,7 +123,7 @@ _PROCESS = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 _INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,14}")
 # The longest password each protocol keeps.
 PASSWORD_LIMITS = {"keepalived": 8, "carp": 20, "ucarp": 19}
-# /etc/rc.conf, which the shell reads, hands CARP's password to ifconfig unquoted.
+# /etc/rc.conf.d/netif, which the shell reads, hands CARP's password to ifconfig unquoted.
 _CARP_PASSWORD = re.compile(r"[A-Za-z0-9_.,:@%+=/-]+")
 # keepalived.conf and ucarp's password file: one word of printable ASCII;
 # keepalived takes # and ! for comments, quotes and \ for quoting.
@@ -132,7 +132,7 @@ _PASSWORD_RULES = {
     "keepalived": ("printable ASCII without spaces, quotes, \\, # or !; VRRPv2 keeps 8 characters and no more, so a longer "
                    "one is refused rather than cut; VRRPv3 has no password: leave it unset"),
     "ucarp": "printable ASCII without spaces; ucarp requires one",
-    "carp": "letters, digits and _ . , : @ % + = / - only (it goes into /etc/rc.conf, which the shell reads)",
+    "carp": "letters, digits and _ . , : @ % + = / - only (it goes into /etc/rc.conf.d/netif, which the shell reads)",
 }
 
 
