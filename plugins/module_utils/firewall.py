@@ -27,6 +27,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError
+
 TABLE = "floatip"
 FAMILY = "inet"
 # Who may reach what a rule names.
@@ -37,8 +39,8 @@ _TEXT_RE = re.compile(r"[A-Za-z0-9 .,:;()'/_+-]{1,80}")
 _RULE_KEYS = frozenset({"what", "from", "tcp", "udp", "protocol"})
 
 
-class FirewallError(ValueError):
-    """A part or the cluster's addresses are not what the firewall can build."""
+# The collection's one error type, by the name the firewall's callers know.
+FirewallError = InputError
 
 
 def _addresses(values: object, what: str) -> list:
