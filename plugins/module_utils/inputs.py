@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 class InputError(ValueError):
@@ -65,11 +65,10 @@ def text(value: object, what: str, allowed: str, pattern: re.Pattern[str] | None
 
 def secret(value: object, what: str, allowed: str, pattern: re.Pattern[str], min_length: int, max_length: int | None = None) -> str:
     """A secret: checked like ``text`` and for its length, never shown."""
-    text(value, what, allowed, pattern, secret=True)
-    assert isinstance(value, str)
-    if len(value) < min_length or (max_length is not None and len(value) > max_length):
+    checked = text(value, what, allowed, pattern, secret=True)
+    if len(checked) < min_length or (max_length is not None and len(checked) > max_length):
         raise InputError(f"{what} must be {allowed}")
-    return value
+    return checked
 
 
 def path(value: object, what: str) -> str:
@@ -176,8 +175,7 @@ def _embeds_ipv4(net: ipaddress.IPv6Network) -> int | None:
 
 
 def _source_network(item: object, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    text(item, what, "an address or a network in CIDR form, as a string")
-    assert isinstance(item, str)
+    item = text(item, what, "an address or a network in CIDR form, as a string")
     try:
         net = ipaddress.ip_network(item, strict=False)
     except ValueError:

@@ -107,8 +107,8 @@ def test_ansible_refuses_wrong_types_and_choices_at_the_roles_entry(role: str, c
 
 
 def test_there_is_no_default_heartbeat_key() -> None:
-    result = ArgumentSpecValidator(entry("heartbeat")).validate({key: value for key, value in valid("heartbeat").items()
-                                                                  if key != "heartbeat_auth_key"})
+    without_key = {key: value for key, value in valid("heartbeat").items() if key != "heartbeat_auth_key"}
+    result = ArgumentSpecValidator(entry("heartbeat")).validate(without_key)
     assert "missing required arguments: heartbeat_auth_key" in result.error_messages
     for name in ("standby", "takeover"):
         assert entry("heartbeat", name)["heartbeat_auth_key"]["required"]

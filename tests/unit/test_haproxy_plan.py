@@ -108,8 +108,8 @@ def test_routes_by_source_to_another_service() -> None:
          "(a).routes[0].src[0] '0.0.0.0/1' is wider than /8"),
         ([{"name": "a", "port": 25, "routes": [{"src": ["192.0.2.0/24"], "to": ["b"]}]}, {"name": "b", "port": 26}],
          "(a).routes[0].to must be the name of another service of haproxy_services"),
-        ([{"name": "smtp\n", "port": 25}], "haproxy_services[0].name must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter; "
-                                            "it holds a control character"),
+        ([{"name": "smtp\n", "port": 25}],
+         "haproxy_services[0].name must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter; it holds a control character"),
         ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": "/etc/ssl/site.pem\n    stats admin if TRUE"}],
          "(web).cert must be an absolute path of letters, digits and . _ - / @ % + = : , ~ (no spaces, quotes, $ or control characters)"),
         ([{"name": "web", "mode": "http", "port": 80, "tls_port": 443, "cert": 'etc/ssl/site.pem'}], "(web).cert must be an absolute path"),
