@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,20 +46,24 @@ class Run:
                 for m in _RECAP_RE.finditer(self.output)}
 
 
-def _env() -> dict:
+def _env(settings: Mapping[str, str] | None = None) -> dict:
     # Only this checkout's ansible.cfg: no ANSIBLE_* setting of the caller's
-    # shell (a custom ansible_managed, another callback) reaches the run.
+    # shell (a custom ansible_managed, another callback) reaches the run;
+    # a test's own settings come last.
     env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
     env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.update(settings or {})
     return env
 
 
-def _ansible_playbook(playbook: Path, inventory: Path, extra_vars: dict, timeout: float = 300) -> Run:
-    """Run a playbook, extra variables given as JSON so that their types hold."""
+def _ansible_playbook(playbook: Path, inventory: Path, extra_vars: dict, timeout: float = 300,
+                      options: Sequence[str] = (), settings: Mapping[str, str] | None = None) -> Run:
+    """Run a playbook, extra variables given as JSON so that their types hold; options
+    (such as -vvvv) go on its command line, settings (ANSIBLE_*) into its environment."""
     done = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False,
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars), *options],
+        cwd=ROOT, env=_env(settings), capture_output=True, text=True, timeout=timeout, check=False,
     )
     return Run(rc=done.returncode, output=done.stdout + done.stderr)
 
