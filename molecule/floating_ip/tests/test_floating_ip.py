@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import testinfra
 
-from conftest import client_waits_for, converge, frozen, holders, hostvars, hosts, model, move, refused_with_nothing_changed, settles_as, vip_info
+from conftest import (EPHEMERAL_DIR, client_waits_for, converge, docker, frozen, holders, hostvars, hosts, model, move,
+                      refused_with_nothing_changed, settles_as, vip_info)
 
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
@@ -20,6 +27,8 @@ OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
 # advertisements of one second plus its skew; allow for the gratuitous ARP
 # and a busy machine.
 TAKEOVER = 3 * 1 + 1 + 4
+# Run on the stranger: forged unicast VRRP adverts.
+FORGE = (Path(__file__).parent / "forge_vrrp.py").read_text()
 
 
 def _host(node: str):
@@ -146,6 +155,80 @@ def test_the_fast_profile_reloads_without_moving_a_vip_and_fails_over(ring_in_la
     finally:
         converge()
     _settles_as(_layout_with(set()), timeout=TAKEOVER)
+
+
+def _free_address() -> str:
+    """An address of the scenario's network that no host and no VIP has."""
+    taken = {hostvars(host)["floatip_address"] for host in hosts("all")} | set(VIPS)
+    network = ipaddress.ip_network(model()["network"])
+    return str(next(address for address in reversed(list(network.hosts())) if str(address) not in taken))
+
+
+@pytest.fixture(name="stranger", scope="module")
+def fixture_stranger() -> Iterator[tuple[str, str]]:
+    """A host on the cluster's network that no inventory names (the lab's
+    image, raw sockets, scapy from Debian): its name and address. Labelled
+    as the scenario's own, so that destroy removes it should this not."""
+    fmt = "{{range $name, $net := .NetworkSettings.Networks}}{{$name}}{{end}} {{.Config.Image}} {{index .Config.Labels \"floatip.lab\"}}"
+    network, image, label = docker("inspect", "--format", fmt, CLIENT).split()
+    name, address = f"{CLIENT}-stranger", _free_address()
+    subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60, check=False)
+    docker("run", "--detach", "--name", name, "--network", network, "--ip", address, "--cap-add", "NET_RAW",
+           "--label", f"floatip.lab={label}", "--entrypoint", "sleep", image, "1800")
+    try:
+        docker("exec", "--env", "DEBIAN_FRONTEND=noninteractive", name, "sh", "-c",
+               "apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-scapy >/dev/null", timeout=600)
+        yield name, address
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(name="unicast_ring")
+def fixture_unicast_ring(ring_in_layout: None) -> Iterator[None]:
+    """The ring converged in unicast mode, keepalived's own checks alone: no
+    firewall drops a stranger's adverts before keepalived sees them."""
+    try:
+        converge(floating_ip_unicast=True, floatip_firewall=False)
+        for node in NODES:
+            conf = _host(node).file("/etc/keepalived/keepalived.conf").content_string
+            assert conf.count("check_unicast_src") == conf.count("vrrp_instance ") == len(VIPS), node
+        _settles_as(_layout_with(set()), timeout=TAKEOVER * 2)
+        yield
+    finally:
+        converge()
+    _settles_as(_layout_with(set()), timeout=TAKEOVER * 2)
+
+
+def _vrrp_password() -> str:
+    # The password lookup of molecule.yml keeps it as the file's first word.
+    return (EPHEMERAL_DIR / "vrrp_password").read_text().split()[0]
+
+
+def test_unicast_adverts_from_a_stranger_do_not_move_a_vip(unicast_ring: None, stranger: tuple[str, str]) -> None:
+    name, address = stranger
+    owner = NODES[0]
+    vip = next(each for each in LAYOUT["vips"] if each["address"] == OWNS[owner][0])
+    targets = [hostvars(node)["floatip_address"] for node in NODES]
+    since = int(time.time()) - 1
+    # Priority 255 for the VIP's VRID with the group's password (VRRPv2
+    # sends it in clear in every advert), to every node for six seconds:
+    # without the source check its owner steps down at the first one.
+    attack = subprocess.Popen(["docker", "exec", name, "python3", "-c", FORGE, str(vip["vrid"]), vip["address"],
+                               _vrrp_password(), "6", *targets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        while attack.poll() is None:
+            seen.append(holders(vip["address"], NODES))
+    finally:
+        out, err = attack.communicate(timeout=60)
+    assert attack.returncode == 0 and int(out.split()[-1]) > 0, err
+    assert seen and all(each == [owner] for each in seen), seen
+    client_waits_for(CLIENT, vip["address"], PORT, owner, timeout=1)
+    # The adverts arrived and keepalived refused them for their source.
+    refusal = f"unicast source address {address} not a unicast peer"
+    for node in NODES:
+        log = _host(node).check_output(f"journalctl --unit keepalived --output cat --since @{since}")
+        assert f"(floatip_{vip['vrid']}) {refusal}" in log, node
 
 
 def test_the_config_and_the_state_files_are_private_where_they_hold_secrets() -> None:
