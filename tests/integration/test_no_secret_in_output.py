@@ -60,7 +60,7 @@ TIMEOUT = 1800
 def _marker(kind: str, length: int = 20, tail: str = "") -> str:
     """A string found nowhere else: the kind, then random letters and digits (length in all, before tail)."""
     alphabet = string.ascii_letters + string.digits
-    return kind + "".join(secrets.choice(alphabet) for _ in range(length - len(kind))) + tail
+    return kind + "".join(secrets.choice(alphabet) for _position in range(length - len(kind))) + tail
 
 
 @dataclass
