@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import fcntl
+import grp
 import json
 import os
+import pwd
 import shutil
+import signal
+import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.floatip.ha.plugins.module_utils import config_sync as cs
+from config_sync_daemon import PROGRAM, cs
 
 # hg and haproxy are host packages of lab/host-setup.sh.
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+ADMIN_SOCKET = "/run/haproxy/admin.sock mode 660 level admin user root group haproxy expose-fd listeners"
 
-GOOD = """\
+GOOD = f"""\
+global
+    chroot /var/lib/haproxy
+    user haproxy
+    group haproxy
+    stats socket {ADMIN_SOCKET}
+
 defaults
     mode http
     timeout connect 1s
@@ -25,10 +38,25 @@ defaults
 
 listen probe
     bind 127.0.0.1:18080
-    http-request return status 200 content-type text/plain string "{marker}"
+    http-request return status 200 content-type text/plain string "{{marker}}"
 """
 BAD = GOOD + "    no-such-keyword here\n"
 PER_NODE = "listen own\n    bind 127.0.0.1:18081\n    http-request return status 200 content-type text/plain string {node}\n"
+# What the live file gets: the owner, group and mode the role sets.
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+
+
+def _group() -> str:
+    """haproxy, as on the nodes, where the tests may give a file to it."""
+    try:
+        if os.getuid() == 0:
+            return grp.getgrnam("haproxy").gr_name
+    except KeyError:
+        pass
+    return grp.getgrgid(os.getgid()).gr_name
+
+
+GROUP = _group()
 
 
 def hg(repo: Path, *args: str) -> str:
@@ -71,9 +99,14 @@ def cluster(tmp_path: Path):
         "targets": [{
             "name": "haproxy",
             "live": str(live),
+            "owner": OWNER,
+            "group": GROUP,
+            "mode": "0640",
             "check": [HAPROXY, "-c", "-f", "{file}"],
             "reload": ["sh", "-c", f"echo reload >> {reloads}"],
             "health": [],
+            "policy": {"run_as": {"user": "haproxy", "group": "haproxy", "chroot": "/var/lib/haproxy"},
+                       "stats_sockets": [ADMIN_SOCKET], "file_dirs": [], "tls_dirs": []},
         }],
     }
 
@@ -93,11 +126,12 @@ def test_a_shared_file_and_a_nodes_own_are_joined_in_name_order(tmp_path: Path) 
     (tmp_path / "haproxy" / "20-backends.cfg").write_text("shared backends")
     (tmp_path / "haproxy" / "nodes" / "n1" / "20-backends.cfg").write_text("n1 backends\n")
     (tmp_path / "haproxy" / "nodes" / "n1" / "30-extra.cfg").write_text("n1 extra\n")
-    text, sources = cs.assemble(str(tmp_path), "haproxy", "n1")
-    assert text == "global\nn1 backends\nn1 extra\n"
-    assert sources == ["haproxy/10-common.cfg", "haproxy/nodes/n1/20-backends.cfg", "haproxy/nodes/n1/30-extra.cfg"]
-    text, _sources = cs.assemble(str(tmp_path), "haproxy", "n2")
-    assert text == "global\nshared backends\n"
+    assembled = cs.assemble(str(tmp_path), "haproxy", "n1")
+    assert assembled.text == "global\nn1 backends\nn1 extra\n"
+    assert assembled.sources == ["haproxy/10-common.cfg", "haproxy/nodes/n1/20-backends.cfg",
+                                 "haproxy/nodes/n1/30-extra.cfg"]
+    assert assembled.where(3) == "haproxy/nodes/n1/30-extra.cfg line 1"
+    assert cs.assemble(str(tmp_path), "haproxy", "n2").text == "global\nshared backends\n"
 
 
 def test_a_revision_without_the_target_is_an_error_naming_the_paths(tmp_path: Path) -> None:
@@ -136,7 +170,8 @@ def test_a_node_key_may_pull_only_from_the_one_repository(tmp_path: Path) -> Non
     assert cs.serve_argv(f"hg -R '{repo}' serve --stdio", repo, "/home/x") == ["hg", "-R", repo, "serve", "--stdio"]
     # A path relative to the account's home, as ssh://host/config sends it.
     assert cs.serve_argv("hg -R config serve --stdio", repo, str(tmp_path))[2] == repo
-    assert cs.serve_argv("floatip-wait abc", repo, "/") == ["floatip-wait", "abc"]
+    assert cs.serve_argv(f"floatip-wait {'ab' * 20}", repo, "/") == ["floatip-wait", "ab" * 20]
+    assert cs.serve_argv("floatip-wait none", repo, "/") == ["floatip-wait", "none"]
     with pytest.raises(cs.SyncError, match="only .* is served here"):
         cs.serve_argv("hg -R /etc serve --stdio", repo, "/")
     with pytest.raises(cs.SyncError, match="refused: 'sh -c id'"):
@@ -277,14 +312,32 @@ def test_an_edit_on_the_node_is_kept_and_reported(cluster) -> None:
     assert oct(Path(edit["kept_as"]).stat().st_mode & 0o777) == "0o600"
 
 
-def test_the_live_file_keeps_its_owner_and_mode(cluster) -> None:
+def test_the_live_file_gets_the_owner_and_mode_its_target_needs(cluster) -> None:
+    """Not those of the file it replaces: haproxy.cfg holds password hashes."""
     cluster.live.write_text("old\n")
-    cluster.live.chmod(0o640)
+    cluster.live.chmod(0o644)
     commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
     status = cluster.syncer().sync()
-    assert oct(cluster.live.stat().st_mode & 0o777) == "0o640"
-    # The file no sync had written is kept too.
-    assert Path(status["local_edits"][0]["kept_as"]).read_text() == "old\n"
+    assert status["revision"] is not None
+    info = cluster.live.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o640 and grp.getgrgid(info.st_gid).gr_name == GROUP
+    assert pwd.getpwuid(info.st_uid).pw_name == OWNER
+    # The file no sync had written is kept too, private.
+    kept = Path(status["local_edits"][0]["kept_as"])
+    assert kept.read_text() == "old\n" and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # The status names revisions and quotes the checks: root's only.
+    assert stat.S_IMODE(Path(cluster.config["status"]).stat().st_mode) == 0o600
+
+
+def test_a_rolled_back_file_gets_its_targets_mode_too(cluster) -> None:
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    cluster.syncer().sync()
+    cluster.live.chmod(0o666)
+    cluster.config["targets"][0]["reload"] = ["false"]
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="two")}, "two")
+    assert cluster.syncer().sync()["rolled_back"] is not None
+    assert cluster.live.read_text() == GOOD.format(marker="one")
+    assert stat.S_IMODE(cluster.live.stat().st_mode) == 0o640
 
 
 def test_an_unreachable_repository_is_reported_and_nothing_changes(cluster) -> None:
@@ -305,3 +358,225 @@ def test_two_syncs_never_overlap(cluster) -> None:
         with pytest.raises(cs.SyncError, match="another sync held the lock"):
             syncer.sync()
     assert not cluster.live.exists()
+
+
+# -- what a revision may hold
+
+def test_a_symlink_in_the_revision_is_refused_before_it_is_read(cluster, tmp_path: Path) -> None:
+    """hg archive writes a committed symbolic link as one: followed, the node
+    would read its target as root and quote it in the status."""
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    good = cluster.syncer().sync()["revision"]
+    secret = tmp_path / "secret"
+    secret.write_text("root-only-marker-7f3a\n")
+    for link, points_to in (("haproxy/zz-extra.cfg", secret), ("haproxy/nodes/n1", secret.parent)):
+        (cluster.central / link).parent.mkdir(parents=True, exist_ok=True)
+        (cluster.central / link).symlink_to(points_to)
+        linked = commit(cluster.central, {}, f"a link at {link}")
+        status = cluster.syncer().sync()
+        assert status["revision"] == good
+        assert status["refused"]["revision"] == linked and status["refused"]["target"] == "haproxy"
+        assert status["refused"]["reason"] == f"{link} is a symbolic link: a revision may hold regular files only"
+        assert "root-only-marker" not in Path(cluster.config["status"]).read_text()
+        assert cluster.live.read_text() == GOOD.format(marker="one") and cluster.reload_count() == 1
+        (cluster.central / link).unlink()
+        hg(cluster.central, "addremove", "-q")
+
+
+def test_a_fifo_or_a_link_is_refused_without_being_opened(tmp_path: Path) -> None:
+    """hg never exports one, but the reading refuses it on its own: a FIFO
+    opened for reading would hang the sync."""
+    (tmp_path / "haproxy").mkdir()
+    os.mkfifo(tmp_path / "haproxy" / "pipe.cfg")
+    with pytest.raises(cs.Refused, match=r"^haproxy/pipe\.cfg is not a regular file"):
+        cs.check_tree(str(tmp_path))
+    with pytest.raises(cs.Refused, match=r"^haproxy/pipe\.cfg is not a regular file"):
+        cs.assemble(str(tmp_path), "haproxy", "n1")
+    (tmp_path / "haproxy" / "pipe.cfg").unlink()
+    (tmp_path / "haproxy" / "link.cfg").symlink_to("/etc/hostname")
+    with pytest.raises(cs.Refused, match=r"^haproxy/link\.cfg cannot be read as a regular file"):
+        cs.assemble(str(tmp_path), "haproxy", "n1")
+
+
+def test_a_file_that_is_not_text_is_refused(cluster) -> None:
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    cluster.syncer().sync()
+    (cluster.central / "haproxy" / "zz.cfg").write_bytes(b"listen x\n    bind :1\xff\n")
+    commit(cluster.central, {}, "binary")
+    assert "haproxy/zz.cfg is not UTF-8 text" in cluster.syncer().sync()["refused"]["reason"]
+
+
+def test_a_directive_that_runs_code_is_refused_before_anything_reads_it(cluster, tmp_path: Path) -> None:
+    """Through the whole sync: haproxy -c would run the Lua file, as root;
+    the policy refuses first, so nothing runs, nothing goes live, and the
+    status says which line of which file."""
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    good = cluster.syncer().sync()["revision"]
+    mark = tmp_path / "lua-ran"
+    (tmp_path / "mark.lua").write_text(f'local f = io.open("{mark}", "w"); f:write("ran"); f:close()\n')
+    hostile = {
+        f"    lua-load {tmp_path}/mark.lua\n": "Lua",
+        "    stats socket ipv4@0.0.0.0:9999 level admin\n": "runtime API socket other than the haproxy role's own",
+        "    insecure-fork-wanted\n": "lets HAProxy start programs",
+    }
+    for line, says in hostile.items():
+        bad = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="two").replace(
+            "    group haproxy\n", "    group haproxy\n" + line)}, "hostile")
+        status = cluster.syncer().sync()
+        assert status["revision"] == good and status["refused"]["revision"] == bad
+        assert status["refused"]["target"] == "haproxy" and status["refused"]["author"] == "Ada Operator <ada@example.org>"
+        assert status["refused"]["reason"].startswith(f"haproxy/haproxy.cfg line 5: '{line.strip()}' ")
+        assert says in status["refused"]["reason"]
+        assert cluster.live.read_text() == GOOD.format(marker="one") and cluster.reload_count() == 1
+    assert not mark.exists()
+    # A program section, added in a file of its own.
+    bad = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one"),
+                                   "haproxy/zz-run.cfg": "program evil\n    command /bin/sh -c id\n"}, "program")
+    status = cluster.syncer().sync()
+    assert status["refused"]["revision"] == bad
+    assert status["refused"]["reason"].startswith("haproxy/zz-run.cfg line 1: 'program evil' section starts a program")
+
+
+# -- a sync stopped on the way
+
+# Records what it reloads; killed the sync that reloads revision "two".
+KILLING_RELOAD = 'grep -o "marker-[a-z]*" {live} >> {reloads}; if grep -q marker-two {live}; then kill -KILL $PPID; sleep 5; fi'
+
+
+def _sync_killed_at_reload(cluster) -> dict:
+    """Run the program as the service does, with a reload that kills it: the
+    live file is written, the health watch never ends."""
+    config = json.loads(json.dumps(cluster.config))
+    config["targets"][0]["reload"] = ["sh", "-c", KILLING_RELOAD.format(live=cluster.live, reloads=cluster.reloads)]
+    path = Path(cluster.config["state_dir"]) / "killing.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, str(PROGRAM), "sync", "--config", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return cs.load_status(cluster.config["status"], "n1")
+
+
+def _reloaded_markers(cluster) -> list[str]:
+    return cluster.reloads.read_text().split()
+
+
+def test_a_sync_killed_before_its_watch_ended_is_checked_again(cluster) -> None:
+    cluster.config["targets"][0]["reload"] = ["sh", "-c", f'grep -o "marker-[a-z]*" {cluster.live} >> {cluster.reloads}']
+    watched = Path(cluster.config["state_dir"]) / "watched"
+    cluster.config["health_commands"] = [["sh", "-c", f'grep -o "marker-[a-z]*" {cluster.live} >> {watched}']]
+    one = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="marker-one")}, "one")
+    assert cluster.syncer().sync()["revision"] == one
+    two = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="marker-two")}, "two")
+    stopped = _sync_killed_at_reload(cluster)
+    # Recorded as pending before the live file was written, not as served.
+    assert stopped["revision"] == one and stopped["pending"]["revision"] == two
+    assert cluster.live.read_text() == GOOD.format(marker="marker-two")
+    status = cluster.syncer().sync()
+    # What served before went back and was reloaded; then the revision was
+    # applied again from the start: reloaded and watched.
+    assert _reloaded_markers(cluster) == ["marker-one", "marker-two", "marker-one", "marker-two"]
+    assert watched.read_text().split() == ["marker-one", "marker-two"]
+    assert status["revision"] == two and status["pending"] is None and status["rolled_back"] is None
+    assert status["interrupted"]["revision"] == two and status["interrupted"]["attempt"] == 1
+    assert status["local_edits"] == []
+
+
+def test_a_revision_whose_sync_is_killed_twice_is_rolled_back(cluster) -> None:
+    cluster.config["targets"][0]["reload"] = ["sh", "-c", f'grep -o "marker-[a-z]*" {cluster.live} >> {cluster.reloads}']
+    one = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="marker-one")}, "one")
+    cluster.syncer().sync()
+    two = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="marker-two")}, "two")
+    _sync_killed_at_reload(cluster)
+    # The next sync puts back, then applies again, and is killed again.
+    second = _sync_killed_at_reload(cluster)
+    assert second["pending"]["revision"] == two and second["pending"]["attempt"] == 2
+    assert second["interrupted"]["revision"] == two
+    status = cluster.syncer().sync()
+    assert _reloaded_markers(cluster) == ["marker-one", "marker-two", "marker-one", "marker-two", "marker-one"]
+    assert status["revision"] == one and status["pending"] is None
+    assert status["rolled_back"]["revision"] == two and "stopped 2 times" in status["rolled_back"]["reason"]
+    assert cluster.live.read_text() == GOOD.format(marker="marker-one")
+    assert _reloaded_markers(cluster)[-1] == "marker-one"
+    # Not tried again by every sync; a newer push is.
+    assert cluster.syncer().sync()["rolled_back"]["at"] == status["rolled_back"]["at"]
+    three = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="marker-three")}, "three")
+    assert cluster.syncer().sync()["revision"] == three
+
+
+# -- the repository host's forced command
+
+def _serve(repository: Path, command: str, *extra: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": command}
+    return subprocess.Popen([sys.executable, str(PROGRAM), "serve", "--repository", str(repository), *extra],
+                            env=env, text=True, stderr=subprocess.PIPE, **popen)
+
+
+@pytest.mark.parametrize("command", ["hg -R 'config serve --stdio", 'floatip-wait "abc', "floatip-wait a\\",
+                                     "floatip-wait $(id)", "floatip-wait abc", "hg -R config serve --stdio\nid",
+                                     "sh -c id", ""])
+def test_a_command_the_key_may_not_run_gets_one_line(cluster, command: str) -> None:
+    done = _serve(cluster.central, command, stdout=subprocess.PIPE)
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 1 and out == ""
+    assert err.startswith("floatip: refused: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def _waiting(cluster, node: str) -> subprocess.Popen:
+    tip = hg(cluster.central, "log", "-r", "tip", "-T", "{node}")
+    return _serve(cluster.central, f"floatip-wait {tip}", "--node", node, "--wait-slots", "2", stdout=subprocess.PIPE)
+
+
+def _held(cluster, node: str, count: int) -> None:
+    """Until ``count`` of the node's slots are locked by waits."""
+    deadline = time.monotonic() + 60
+    while True:
+        held = 0
+        for index in range(2):
+            path = cluster.central / ".hg" / "floatip-wait" / f"node-{node}.{index}"
+            if path.exists():
+                with open(path, encoding="utf-8") as handle:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        held += 1
+        if held == count:
+            return
+        assert time.monotonic() < deadline, f"{held} of node {node}'s waits held, not {count}"
+        time.sleep(0.05)
+
+
+def test_each_key_holds_a_few_waits_and_no_more(cluster) -> None:
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    waits = [_waiting(cluster, "n1"), _waiting(cluster, "n1")]
+    try:
+        _held(cluster, "n1", 2)
+        started = time.monotonic()
+        busy = _waiting(cluster, "n1")
+        out, err = busy.communicate(timeout=30)
+        assert busy.returncode == 1 and out == "" and time.monotonic() - started < 20
+        assert err == "floatip: busy: this key already holds 2 waits; try again later\n"
+        # Another node's key has waits of its own.
+        other = _waiting(cluster, "n2")
+        _held(cluster, "n2", 1)
+        # A push answers every wait with the new tip.
+        tip = commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="two")}, "two")
+        for wait in [*waits, other]:
+            out, _err = wait.communicate(timeout=60)
+            assert wait.returncode == 0 and out == tip + "\n"
+    finally:
+        for wait in waits:
+            wait.kill()
+
+
+def test_a_wait_whose_watcher_is_gone_frees_its_slot(cluster) -> None:
+    """A stopped watcher's ssh session closes the wait's output: the wait
+    ends then, not WAIT_SECONDS later."""
+    commit(cluster.central, {"haproxy/haproxy.cfg": GOOD.format(marker="one")}, "one")
+    wait = _waiting(cluster, "n1")
+    _held(cluster, "n1", 1)
+    started = time.monotonic()
+    wait.stdout.close()
+    assert wait.wait(timeout=30) == 0
+    assert time.monotonic() - started < cs.WAIT_SECONDS / 2
+    _held(cluster, "n1", 0)
