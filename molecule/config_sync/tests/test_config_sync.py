@@ -132,6 +132,13 @@ def test_every_node_serves_the_seed_and_says_which_revision() -> None:
         # the seed gave every node its own.
         assert now["targets"]["haproxy"]["sources"] == [f"haproxy/nodes/{node}/haproxy.cfg"]
         assert _host(node).service("floatip-config-sync").is_running
+        # Each live file as its target needs it (password hashes, the VRRP
+        # password), and the status root's only.
+        host = _host(node)
+        haproxy_cfg = host.file("/etc/haproxy/haproxy.cfg")
+        assert (haproxy_cfg.user, haproxy_cfg.group, haproxy_cfg.mode) == ("root", "haproxy", 0o640)
+        keepalived_conf = host.file("/etc/keepalived/keepalived.conf")
+        assert (keepalived_conf.user, keepalived_conf.group, keepalived_conf.mode) == ("root", "root", 0o600)
 
 
 def test_a_pushed_change_is_served_everywhere_within_seconds_and_no_request_fails() -> None:
@@ -158,6 +165,48 @@ def test_a_change_that_fails_the_check_is_refused_and_the_old_one_keeps_serving(
     fixed = push(probe("fourth"), "Typo fixed")
     served(mark("fourth"), NODES, timeout=30)
     wait_status(NODES, lambda s: s["revision"] == fixed and s["refused"] is None, "the fix")
+
+
+def test_a_push_that_would_run_a_program_as_root_is_refused_and_nothing_runs() -> None:
+    """A program section passes haproxy -c (with master-worker, as the nodes'
+    HAProxy runs) and HAProxy's master would start it as root; a
+    notify_master line would have keepalived run it. Both are refused on
+    every node before anything reads them, the old config keeps serving and
+    nothing ran."""
+    evil = "/tmp/floatip-evil"
+    push(probe("before-evil"), "A probe before the evil push")
+    served(mark("before-evil"), NODES, timeout=30)
+    program = ("program evil\n"
+               f"    command /bin/sh -c \"id > {evil}\"\n"
+               "global\n"
+               "    master-worker\n")
+    bad = push({"haproxy/zz-evil.cfg": program, **probe("evil")}, "Run a program as root")
+    seen = wait_status(NODES, lambda s: (s["refused"] or {}).get("revision") == bad, "refusal of a program section")
+    for now in seen.values():
+        assert now["refused"]["target"] == "haproxy"
+        assert now["refused"]["reason"].startswith("haproxy/zz-evil.cfg line 1: 'program evil' section starts a program")
+    on_client(f"cd {WORK}; hg rm --quiet haproxy/zz-evil.cfg")
+    notify = f"    notify_master \"/bin/sh -c 'id > {evil}'\"\n"
+    for node in NODES:
+        path = f"keepalived/nodes/{node}/keepalived.conf"
+        text = on_client(f"cat {WORK}/{path}")
+        assert "    advert_int " in text
+        write({path: text.replace("    advert_int ", notify + "    advert_int ", 1)})
+    bad = commit_and_push("Have keepalived run a program as root")
+    seen = wait_status(NODES, lambda s: (s["refused"] or {}).get("revision") == bad, "refusal of a notify script")
+    for now in seen.values():
+        assert now["refused"]["target"] == "keepalived" and "notify_master" in now["refused"]["reason"]
+    # The old config serves; nothing ran, and the status is root's only.
+    assert all(seconds is not None for seconds in served(mark("before-evil"), NODES, timeout=5).values())
+    for node in NODES:
+        host = _host(node)
+        assert not host.file(evil).exists
+        assert "notify_master" not in host.file("/etc/keepalived/keepalived.conf").content_string
+        assert host.file("/etc/ansible/facts.d/floatip_config_sync.fact").mode == 0o600
+    on_client(f"cd {WORK}; hg revert --no-backup --quiet -r 'p1(.)' keepalived")
+    fixed = push(probe("after-evil"), "Back to data")
+    served(mark("after-evil"), NODES, timeout=30)
+    wait_status(NODES, lambda s: s["revision"] == fixed and s["refused"] is None, "the push after the refusals")
 
 
 def test_a_change_that_breaks_health_is_rolled_back() -> None:
@@ -210,9 +259,21 @@ def test_a_node_key_may_pull_but_not_push() -> None:
     host.check_output("cd /tmp/clone && echo '# from a node' >> haproxy/probe.cfg && hg commit -u node -m 'from a node'")
     pushed = host.run(f"hg -R /tmp/clone push --config ui.ssh={shlex.quote(ssh)} {URL}")
     assert pushed.rc != 0 and "may pull, not push" in pushed.stderr + pushed.stdout
-    # Nor may it run anything else.
+    # Nor may it run anything else, and a malformed command gets one line.
     other = host.run(f"{ssh} floatip-config@{hostvars(REPO)['floatip_address']} id")
     assert other.rc != 0 and "refused" in other.stderr
+    malformed = host.run(f"{ssh} floatip-config@{hostvars(REPO)['floatip_address']} \"hg -R 'x serve\"")
+    assert malformed.rc != 0 and malformed.stderr.startswith("floatip: refused: the command cannot be read")
+    assert "Traceback" not in malformed.stderr
+    # The node's key works from the node's own address only.
+    key = host.file("/etc/floatip/config-sync/id_ed25519").content_string
+    on_client("install -m 0600 /dev/stdin /root/node-key", stdin=key)
+    stolen = subprocess.run(["docker", "exec", CLIENT, "ssh", "-i", "/root/node-key", "-o", "BatchMode=yes",
+                             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                             f"floatip-config@{hostvars(REPO)['floatip_address']}", "floatip-wait none"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    on_client("rm -f /root/node-key")
+    assert stolen.returncode == 255 and "Permission denied" in stolen.stderr, stolen.stderr
 
 
 def test_the_central_log_says_who_changed_what() -> None:
