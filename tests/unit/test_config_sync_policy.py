@@ -207,8 +207,8 @@ def test_haproxy_accepts_it_and_config_sync_refuses_it(places: dict[str, Path], 
 
 @pytest.mark.parametrize("spelling", ["lua-load", '"lua-load"', "'lua-load'", "lua\\x2dload", 'lua"-"load',
                                       "lua-load\\x00ignored", "lua-load-per-thread"])
-def test_lua_is_refused_however_it_is_spelt_and_haproxy_c_would_run_it(places: dict[str, Path], tmp_path: Path,
-                                                                      spelling: str) -> None:
+def test_lua_is_refused_however_it_is_spelt_and_haproxy_c_would_run_it(
+        places: dict[str, Path], tmp_path: Path, spelling: str) -> None:
     mark = places["root"] / "lua-ran"
     mark.unlink(missing_ok=True)
     text = config(f"    {spelling} {places['root']}/mark.lua\n")
