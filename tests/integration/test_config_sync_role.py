@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
-_spec = importlib.util.spec_from_file_location("floatip_config_sync", ROOT / "plugins" / "module_utils" / "config_sync.py")
+_spec = importlib.util.spec_from_file_location("floatip_config_sync", ROOT / "roles" / "config_sync" / "files" / "config_sync.py")
 cs = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault(_spec.name, cs)
 _spec.loader.exec_module(cs)

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-PROGRAM = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "config_sync.py"
+PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "config_sync" / "files" / "config_sync.py"
 
 _spec = importlib.util.spec_from_file_location("floatip_config_sync", PROGRAM)
 cs = importlib.util.module_from_spec(_spec)

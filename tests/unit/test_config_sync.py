@@ -19,6 +19,9 @@ import pytest
 
 from config_sync_daemon import PROGRAM, cs
 
+# The controller's part (the seed filter's layout) stays in the collection.
+from ansible_collections.floatip.ha.plugins.module_utils import config_sync as seed
+
 # hg and haproxy are host packages of lab/host-setup.sh.
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 ADMIN_SOCKET = "/run/haproxy/admin.sock mode 660 level admin user root group haproxy expose-fd listeners"
@@ -139,15 +142,23 @@ def test_a_revision_without_the_target_is_an_error_naming_the_paths(tmp_path: Pa
         cs.assemble(str(tmp_path), "keepalived", "n1")
 
 
-def test_the_seed_shares_what_is_equal_and_splits_what_differs() -> None:
+def test_the_seed_shares_what_is_equal_and_splits_what_differs(tmp_path: Path) -> None:
+    """The seed, laid out on the controller, is what the program assembles
+    on each node again."""
     rendered = {"n1": {"haproxy": "same\n", "keepalived": "prio 100\n"},
                 "n2": {"haproxy": "same\n", "keepalived": "prio 90\n"}}
-    files = cs.split_seed(rendered, {"haproxy": "haproxy.cfg", "keepalived": "keepalived.conf"})
+    files = seed.split_seed(rendered, {"haproxy": "haproxy.cfg", "keepalived": "keepalived.conf"})
     assert files == {"haproxy/haproxy.cfg": "same\n",
                      "keepalived/nodes/n1/keepalived.conf": "prio 100\n",
                      "keepalived/nodes/n2/keepalived.conf": "prio 90\n"}
-    with pytest.raises(cs.SyncError, match="keepalived: no configuration read from n2"):
-        cs.split_seed({"n1": {"keepalived": "x"}, "n2": {}}, {"keepalived": "keepalived.conf"})
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    for node, texts in rendered.items():
+        for target, text in texts.items():
+            assert cs.assemble(str(tmp_path), target, node).text == text
+    with pytest.raises(seed.SyncError, match="keepalived: no configuration read from n2"):
+        seed.split_seed({"n1": {"keepalived": "x"}, "n2": {}}, {"keepalived": "keepalived.conf"})
 
 
 def test_backends_with_a_server_up_count_backup_servers() -> None:

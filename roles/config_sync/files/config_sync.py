@@ -1,13 +1,16 @@
 # Copyright: floatip.ha contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
-# Private to the floatip.ha collection: the interface may change at any time.
+# A file of the config_sync role, not a module of the collection: the role
+# installs it on the nodes and the repository host. Its tests load it by
+# path (tests/unit/config_sync_daemon.py).
 """Config sync: every node serves the configuration of a central Mercurial repository.
 
 The config_sync role copies this file to the repository host and to every
 node as ``/usr/local/lib/floatip/config_sync.py`` and runs it there; it
 needs the standard library, ``hg`` and the daemons' own checks, nothing of
-Ansible. Three commands:
+Ansible. (What the controller needs, the seed's layout, is in the
+collection's plugins/module_utils/config_sync.py.) Three commands:
 
 ``serve`` (repository host, the forced command of every key that may reach
     the repository over ssh): lets ``hg serve --stdio`` through, read-only for
@@ -176,29 +179,6 @@ def assemble(tree: str, target: str, node: str) -> Assembled:
     if len(assembled.text) > SIZE_LIMIT:
         raise Refused(target, f"the {target} file the revision makes is larger than {SIZE_LIMIT // (1024 * 1024)} MiB")
     return assembled
-
-
-def split_seed(rendered: dict, basenames: dict) -> dict:
-    """Repository files that reproduce what every node serves now.
-
-    ``rendered`` is ``{node: {target: text}}``, ``basenames`` ``{target:
-    file name}``. A target whose text is the same on every node becomes one
-    shared file; otherwise each node gets its own file under
-    ``<target>/nodes/<node>/``."""
-    files = {}
-    targets = sorted({target for texts in rendered.values() for target in texts})
-    for target in targets:
-        texts = {node: texts[target] for node, texts in rendered.items() if target in texts}
-        if len(texts) != len(rendered):
-            missing = sorted(set(rendered) - set(texts))
-            raise SyncError(f"{target}: no configuration read from {', '.join(missing)}")
-        name = basenames[target]
-        if len(set(texts.values())) == 1:
-            files[f"{target}/{name}"] = next(iter(texts.values()))
-        else:
-            for node, text in texts.items():
-                files[f"{target}/nodes/{node}/{name}"] = text
-    return files
 
 
 # ---------------------------------------------------------------- policy
