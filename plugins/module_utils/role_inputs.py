@@ -121,8 +121,10 @@ def check_base(variables: Mapping, model: Mapping, node: str, context: Mapping, 
 
 _PROCESS = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 _INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,14}")
-# The longest password each protocol keeps.
-PASSWORD_LIMITS = {"keepalived": 8, "carp": 20, "ucarp": 19}
+# The longest password each protocol keeps: FreeBSD's ifconfig keeps 19
+# characters of CARP's key (a 20-byte buffer, NUL-terminated), ucarp
+# refuses 20 or more ("Password too long").
+PASSWORD_LIMITS = {"keepalived": 8, "carp": 19, "ucarp": 19}
 # /etc/rc.conf.d/netif, which the shell reads, hands CARP's password to ifconfig unquoted.
 _CARP_PASSWORD = re.compile(r"[A-Za-z0-9_.,:@%+=/-]+")
 # keepalived.conf and ucarp's password file: one word of printable ASCII;

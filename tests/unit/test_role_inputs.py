@@ -202,7 +202,10 @@ BAD = [
     ("floating_ip", {"floating_ip_password": None}, "floating_ip_password is required with ucarp", {"backend": "ucarp"}),
     ("floating_ip", {"floating_ip_password": "s3cr3t-s3cr3t-s3cr3t"}, "floating_ip_password must be a word of 1 to 19 characters for ucarp",
      {"backend": "ucarp"}),
-    ("floating_ip", {"floating_ip_password": "s3cr3t;reboot"}, "floating_ip_password must be a word of 1 to 20 characters for carp, "
+    # FreeBSD's ifconfig would keep 19 of 20 characters: refused, not cut.
+    ("floating_ip", {"floating_ip_password": "s3cr3t-s3cr3t-s3cr3t"}, "floating_ip_password must be a word of 1 to 19 characters for carp",
+     {"backend": "carp", "context": {"system": "FreeBSD", "interface": "em0"}}),
+    ("floating_ip", {"floating_ip_password": "s3cr3t;reboot"}, "floating_ip_password must be a word of 1 to 19 characters for carp, "
      "letters, digits and", {"backend": "carp", "context": {"system": "FreeBSD", "interface": "em0"}}),
     ("floating_ip", {"floating_ip_track_processes": ["haproxy; reboot"]}, "floating_ip_track_processes[0] must be a process name"),
     ("floating_ip", {"floating_ip_track_processes": ["haproxy\n"]}, "floating_ip_track_processes[0] must be a process name"),
