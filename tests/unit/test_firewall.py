@@ -161,7 +161,7 @@ def test_the_module_sets_a_part_once_and_again_when_the_live_table_is_not_its_ow
     assert "tcp dport { 25, 5080 }" in ruleset and "@nodes" in ruleset
     assert (node.dir / "floatip.nft").stat().st_mode & 0o777 == 0o600
     # The same part, with the table loaded as at boot: nothing to do.
-    again, _ = node.run(node.load_kept(), part="haproxy", rules=HAPROXY, **cluster)
+    again = node.run(node.load_kept(), part="haproxy", rules=HAPROXY, **cluster)[0]
     assert not again["changed"]
     # A live table that is not the file (lost at a reboot, flushed): loaded again.
     lost, ruleset = node.run("", part="haproxy", rules=HAPROXY, **cluster)
@@ -205,5 +205,5 @@ def test_disabled_removes_the_table_and_every_part(tmp_path: Path) -> None:
     assert result["changed"]
     assert "floatip" not in ruleset
     assert not (node.dir / "floatip.nft").exists() and not list((node.dir / "parts").iterdir())
-    again, _ = node.run(state="disabled")
+    again = node.run(state="disabled")[0]
     assert not again["changed"]
