@@ -140,6 +140,10 @@ def test_a_shared_file_and_a_nodes_own_are_joined_in_name_order(tmp_path: Path) 
 def test_a_revision_without_the_target_is_an_error_naming_the_paths(tmp_path: Path) -> None:
     with pytest.raises(cs.SyncError, match=r"no file under keepalived/ or keepalived/nodes/n1/"):
         cs.assemble(str(tmp_path), "keepalived", "n1")
+    (tmp_path / "haproxy" / "nodes").mkdir(parents=True)
+    (tmp_path / "haproxy" / "nodes" / "n1").write_text("not a directory\n")
+    with pytest.raises(cs.Refused, match=r"^haproxy/nodes/n1 is a file: it must be a directory of haproxy's files"):
+        cs.assemble(str(tmp_path), "haproxy", "n1")
 
 
 def test_the_seed_shares_what_is_equal_and_splits_what_differs(tmp_path: Path) -> None:

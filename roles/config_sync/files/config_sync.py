@@ -128,18 +128,21 @@ def check_tree(tree: str) -> None:
             raise Refused(relative.split(os.sep)[0], f"{relative} is {what}: a revision may hold regular files only")
 
 
-def _files(directory: str) -> dict:
-    """What directly in ``directory`` is not a directory, by name (none if it
-    is absent); hidden files are left out. Reading refuses what is not a
-    regular file."""
+def _files(tree: str, directory: str, target: str) -> dict:
+    """What directly in ``directory`` (of ``tree``) is not a directory, by
+    name (none if it is absent); hidden files are left out. Reading refuses
+    what is not a regular file."""
+    path = os.path.join(tree, directory)
     try:
-        names = os.listdir(directory)
+        names = os.listdir(path)
     except FileNotFoundError:
         return {}
+    except NotADirectoryError:
+        raise Refused(target, f"{directory} is a file: it must be a directory of {target}'s files") from None
     return {
-        name: os.path.join(directory, name)
+        name: os.path.join(path, name)
         for name in names
-        if not name.startswith(".") and not stat.S_ISDIR(os.lstat(os.path.join(directory, name)).st_mode)
+        if not name.startswith(".") and not stat.S_ISDIR(os.lstat(os.path.join(path, name)).st_mode)
     }
 
 
@@ -166,8 +169,8 @@ def assemble(tree: str, target: str, node: str) -> Assembled:
     """The live file ``node`` serves for ``target`` from the exported tree,
     the repository paths it was made of, in order, and where each line
     comes from."""
-    shared = _files(os.path.join(tree, target))
-    own = _files(os.path.join(tree, target, "nodes", node))
+    shared = _files(tree, target, target)
+    own = _files(tree, os.path.join(target, "nodes", node), target)
     names = sorted(set(shared) | set(own))
     if not names:
         raise Refused(target, f"the revision has no file under {target}/ or {target}/nodes/{node}/")
