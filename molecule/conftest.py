@@ -7,6 +7,7 @@ so no check writes an address down a second time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -171,6 +172,32 @@ def wait_booted(container: str, timeout: float = 120) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{container} did not finish booting within {timeout} s (systemd says {state!r})")
+
+
+@contextmanager
+def stranger(beside: str, packages: list[str]) -> Iterator[tuple[str, str]]:
+    """(name, address) of a host on the network of container ``beside`` that
+    no inventory names: in no group, at an address that is no host's and no
+    VIP, with Debian's ``packages`` installed; removed on the way out. It
+    carries the labels of ``beside``, so the scenario's destroy removes it
+    whatever happens."""
+    info = json.loads(docker("inspect", beside))[0]
+    network = next(iter(info["NetworkSettings"]["Networks"]))
+    cluster = model()
+    taken = {str(hostvars(name).get("floatip_address")) for name in hosts()} | set(cluster["vips"])
+    hosts_of = list(ipaddress.ip_network(cluster["network"]).hosts())
+    # The first host address is the network's gateway.
+    address = next(str(a) for a in reversed(hosts_of[1:]) if str(a) not in taken)
+    name = f"{beside}-stranger"
+    labels = [arg for key, value in info["Config"]["Labels"].items() if key.startswith("floatip.") for arg in ("--label", f"{key}={value}")]
+    docker("run", "-d", "--name", name, "--hostname", name, "--network", network, "--ip", address, *labels,
+           "--entrypoint", "sleep", info["Config"]["Image"], "3600")
+    try:
+        docker("exec", name, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+               f"--no-install-recommends {' '.join(packages)} >/dev/null", timeout=600)
+        yield name, address
+    finally:
+        docker("rm", "-f", name)
 
 
 def converge(**extra: object) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import testinfra
 
 from conftest import (EPHEMERAL_DIR, client_waits_for, converge, docker, frozen, holders, hostvars, hosts, model, move,
                       refused_with_nothing_changed, settles_as, vip_info)
+from conftest import stranger as stranger_host
 
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
@@ -27,8 +27,8 @@ OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
 # advertisements of one second plus its skew; allow for the gratuitous ARP
 # and a busy machine.
 TAKEOVER = 3 * 1 + 1 + 4
-# Run on the stranger: forged unicast VRRP adverts.
-FORGE = (Path(__file__).parent / "forge_vrrp.py").read_text()
+# Run on the stranger: forged VRRP adverts.
+ADVERTS = Path(__file__).parents[2] / "_shared" / "vrrp_adverts.py"
 
 
 def _host(node: str):
@@ -157,30 +157,13 @@ def test_the_fast_profile_reloads_without_moving_a_vip_and_fails_over(ring_in_la
     _settles_as(_layout_with(set()), timeout=TAKEOVER)
 
 
-def _free_address() -> str:
-    """An address of the scenario's network that no host and no VIP has."""
-    taken = {hostvars(host)["floatip_address"] for host in hosts("all")} | set(VIPS)
-    network = ipaddress.ip_network(model()["network"])
-    return str(next(address for address in reversed(list(network.hosts())) if str(address) not in taken))
-
-
 @pytest.fixture(name="stranger", scope="module")
 def fixture_stranger() -> Iterator[tuple[str, str]]:
-    """A host on the cluster's network that no inventory names (the lab's
-    image, raw sockets, scapy from Debian): its name and address. Labelled
-    as the scenario's own, so that destroy removes it should this not."""
-    fmt = "{{range $name, $net := .NetworkSettings.Networks}}{{$name}}{{end}} {{.Config.Image}} {{index .Config.Labels \"floatip.lab\"}}"
-    network, image, label = docker("inspect", "--format", fmt, CLIENT).split()
-    name, address = f"{CLIENT}-stranger", _free_address()
-    subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60, check=False)
-    docker("run", "--detach", "--name", name, "--network", network, "--ip", address, "--cap-add", "NET_RAW",
-           "--label", f"floatip.lab={label}", "--entrypoint", "sleep", image, "1800")
-    try:
-        docker("exec", "--env", "DEBIAN_FRONTEND=noninteractive", name, "sh", "-c",
-               "apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-scapy >/dev/null", timeout=600)
+    """A host on the cluster's network that no inventory names, with scapy:
+    its name and address."""
+    with stranger_host(CLIENT, ["python3-scapy"]) as (name, address):
+        docker("cp", str(ADVERTS), f"{name}:/root/vrrp_adverts.py")
         yield name, address
-    finally:
-        subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=60, check=False)
 
 
 @pytest.fixture(name="unicast_ring")
@@ -213,8 +196,8 @@ def test_unicast_adverts_from_a_stranger_do_not_move_a_vip(unicast_ring: None, s
     # Priority 255 for the VIP's VRID with the group's password (VRRPv2
     # sends it in clear in every advert), to every node for six seconds:
     # without the source check its owner steps down at the first one.
-    attack = subprocess.Popen(["docker", "exec", name, "python3", "-c", FORGE, str(vip["vrid"]), vip["address"],
-                               _vrrp_password(), "6", *targets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    attack = subprocess.Popen(["docker", "exec", name, "python3", "/root/vrrp_adverts.py", "2", str(vip["vrid"]), vip["address"],
+                               "6", _vrrp_password(), *targets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     try:
         while attack.poll() is None:

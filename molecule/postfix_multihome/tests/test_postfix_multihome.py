@@ -11,7 +11,19 @@ import uuid
 import pytest
 import testinfra
 
-from conftest import converge, docker, frozen, hostvars, hosts, model, move, refused_with_nothing_changed, settles_as
+from conftest import (
+    ansible_playbook,
+    converge,
+    docker,
+    frozen,
+    hostvars,
+    hosts,
+    model,
+    move,
+    refused_with_nothing_changed,
+    settles_as,
+    stranger,
+)
 
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
@@ -135,6 +147,39 @@ def test_submission_relays_for_authenticated_users_only(cluster_in_layout: None)
     assert _received(subject)["peer"] == vip
     answer, _ = _send(WORLD, vip, 587, user="alice", password="not-the-password")
     assert answer.startswith("error") and "535" in answer, answer
+
+
+def test_a_forged_proxy_header_gets_no_relay_from_postfix_itself(cluster_in_layout: None) -> None:
+    """Without the cluster's firewall a stranger reaches the proxied
+    listener on a node's own address and sends its own PROXY header,
+    claiming loopback or the client that may relay: postfix relays for
+    neither. With the firewall it reaches nothing there."""
+    node = NODES[0]
+    address = _address(node)
+    with stranger(CLIENT, ["swaks"]) as (name, _):
+        def relay(*proxy: str) -> str:
+            done = subprocess.run(["docker", "exec", name, "swaks", "--server", address, "--port", "25", "--from", "x@example.org",
+                                   "--to", "victim@elsewhere.test", "--quit-after", "RCPT", "--timeout", "10", *proxy],
+                                  capture_output=True, text=True, timeout=60, check=False)
+            return done.stdout + done.stderr
+
+        assert "Connection refused" in relay()
+        off = ansible_playbook("converge.yml", "-l", node, "-e",
+                               json.dumps({"floatip_firewall": False, "postfix_multihome_relay_networks": []}))
+        assert off["rc"] == 0, off["failures"]
+        try:
+            assert _host(node).run("nft list table inet floatip").rc != 0
+            for claimed in ("127.0.0.1", CLIENT_ADDRESS):
+                answer = relay("--proxy", f"TCP4 {claimed} {address} 40000 25")
+                assert "554 5.7.1" in answer and "Relay access denied" in answer, answer
+        finally:
+            on = ansible_playbook("converge.yml", "-l", node)
+            assert on["rc"] == 0, on["failures"]
+        assert "Connection refused" in relay("--proxy", f"TCP4 127.0.0.1 {address} 40000 25")
+    # Through HAProxy the client that may relay still does.
+    answer, subject = _send(CLIENT, VIP_OF[node])
+    assert answer == "sent"
+    _received(subject)
 
 
 def test_nothing_listens_on_port_25_where_the_role_did_not_say() -> None:
