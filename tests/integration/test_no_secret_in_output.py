@@ -74,7 +74,8 @@ class Markers:
     sasl: str = field(default_factory=lambda: _marker("nsSasl"))
     ucarp: str = field(default_factory=lambda: _marker("nsUcarp", 19))
     heartbeat: str = field(default_factory=lambda: _marker("nsHeartbeat", 32))
-    carp: str = field(default_factory=lambda: _marker("nsCarp"))
+    # carp(4) keeps 19 characters of a key; the role refuses more.
+    carp: str = field(default_factory=lambda: _marker("nsCarp", 19))
     refused_keepalived: str = field(default_factory=lambda: _marker("K", 9))
     refused_ucarp: str = field(default_factory=lambda: _marker("nsUcarpLong", 24))
     refused_carp: str = field(default_factory=lambda: _marker("nsCarpShell", 18, tail="$(id)"))
