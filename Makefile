@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test setup host venv engine image link lab-up lab-down \
-        lint yamllint ansible-lint sanity unit molecule bench build ee clean
+        lint yamllint ansible-lint sanity unit lab-tests molecule bench build ee clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -80,18 +80,25 @@ ansible-lint: venv link
 sanity: venv  ## ansible-test sanity on the built collection
 	lab/sanity.sh
 
-unit: venv link  ## pytest unit and integration tests (no Docker)
-	pytest
+unit: venv link  ## pytest unit and integration tests that need no Docker
+	pytest -m "not lab"
+
+# The pytest tests marked lab build throwaway lab containers of their own:
+# they run as one more job beside the Molecule scenarios.
+lab-tests: setup  ## pytest tests that need the lab (Docker and the image)
+	pytest -m lab
 
 # Scenarios run MOLECULE_JOBS at a time (each has its own containers,
 # network and labels); each one's output goes to .build/molecule/<name>.log
 # and is shown when it fails.
 MOLECULE_JOBS ?= 2
-molecule: setup  ## every Molecule scenario, MOLECULE_JOBS at a time
+# LAB_TESTS names the lab tests' job among them (empty: none).
+LAB_TESTS ?= lab-tests
+molecule: setup  ## every Molecule scenario and the lab tests, MOLECULE_JOBS at a time
 	@mkdir -p .build/molecule
-	@printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
+	@printf '%s\n' $(SCENARIOS) $(LAB_TESTS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
 	  start=$$(date +%s); echo "floatip: molecule scenario {} started at $$(date +%T)"; \
-	  if molecule test -s {} > .build/molecule/{}.log 2>&1; then \
+	  if { if [ {} = lab-tests ]; then pytest -m lab; else molecule test -s {}; fi; } > .build/molecule/{}.log 2>&1; then \
 	    echo "floatip: molecule scenario {} passed in $$(( $$(date +%s) - start )) s"; \
 	  else \
 	    tail -n 150 .build/molecule/{}.log; \

@@ -42,6 +42,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Builds lab containers: run by make lab-tests, beside the Molecule scenarios.
+pytestmark = pytest.mark.lab
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 IMAGE = yaml.safe_load((ROOT / "lab" / "vars.yml").read_text(encoding="utf-8"))["floatip_lab_image"]
