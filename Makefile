@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test setup host venv engine image link lab-up lab-down \
-        lint yamllint ansible-lint sanity unit lab-tests molecule bench build ee clean
+        lint yamllint ansible-lint sanity unit lab-tests lab-attack molecule bench build ee clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -59,6 +59,12 @@ $(LINK):
 
 lab-up: setup  ## start the lab containers of $(INVENTORY)
 	ansible-playbook -i $(INVENTORY) lab/up.yml
+
+# The cluster scenario's stranger, against the lab of $(INVENTORY) (built by
+# make demo): its attacks must all fail there too.
+lab-attack: venv engine link  ## a stranger on the lab's network attacks the cluster of $(INVENTORY)
+	MOLECULE_INVENTORY_FILE=$(INVENTORY) MOLECULE_SCENARIO_DIRECTORY=$(CURDIR)/molecule/cluster \
+	  MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/.build/lab-attack pytest molecule/cluster/tests/test_stranger.py
 
 lab-down: venv engine link  ## remove the lab containers and network
 	ansible-playbook -i $(INVENTORY) lab/down.yml

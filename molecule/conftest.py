@@ -99,8 +99,15 @@ def ansible_playbook(playbook: str, *args: str, inventory: str = INVENTORY, time
 PROBE = (Path(__file__).parent / "_shared" / "probe.py").read_text()
 
 
-def is_paused(container: str) -> bool:
-    return docker("inspect", "--format", "{{.State.Paused}}", container).strip() == "true"
+def container(host: str) -> str:
+    """The container of an inventory host: its ansible_host where the
+    inventory composes one (the lab's floatip-<lab>-<host>), else its name
+    (Molecule's)."""
+    return str(hostvars(host).get("ansible_host", host))
+
+
+def is_paused(host: str) -> bool:
+    return docker("inspect", "--format", "{{.State.Paused}}", container(host)).strip() == "true"
 
 
 def holders(address: str, nodes: list[str]) -> list[str]:
@@ -110,7 +117,7 @@ def holders(address: str, nodes: list[str]) -> list[str]:
     for node in nodes:
         if is_paused(node):
             continue
-        out = docker("exec", node, "ip", "-o", "address", "show")
+        out = docker("exec", container(node), "ip", "-o", "address", "show")
         if f" {address}/" in out:
             held.append(node)
     return held
@@ -181,14 +188,14 @@ def stranger(beside: str, packages: list[str]) -> Iterator[tuple[str, str]]:
     VIP, with Debian's ``packages`` installed; removed on the way out. It
     carries the labels of ``beside``, so the scenario's destroy removes it
     whatever happens."""
-    info = json.loads(docker("inspect", beside))[0]
+    info = json.loads(docker("inspect", container(beside)))[0]
     network = next(iter(info["NetworkSettings"]["Networks"]))
     cluster = model()
     taken = {str(hostvars(name).get("floatip_address")) for name in hosts()} | set(cluster["vips"])
     hosts_of = list(ipaddress.ip_network(cluster["network"]).hosts())
     # The first host address is the network's gateway.
     address = next(str(a) for a in reversed(hosts_of[1:]) if str(a) not in taken)
-    name = f"{beside}-stranger"
+    name = f"{container(beside)}-stranger"
     labels = [arg for key, value in info["Config"]["Labels"].items() if key.startswith("floatip.") for arg in ("--label", f"{key}={value}")]
     docker("run", "-d", "--name", name, "--hostname", name, "--network", network, "--ip", address, *labels,
            "--entrypoint", "sleep", info["Config"]["Image"], "3600")
