@@ -103,7 +103,9 @@ def container(host: str) -> str:
     """The container of an inventory host: its ansible_host where the
     inventory composes one (the lab's floatip-<lab>-<host>), else its name
     (Molecule's)."""
-    return str(hostvars(host).get("ansible_host", host))
+    name = hostvars(host).get("ansible_host", host)
+    # ansible-inventory marks a composed value unsafe: {"__ansible_unsafe": value}.
+    return str(name["__ansible_unsafe"] if isinstance(name, dict) else name)
 
 
 def is_paused(host: str) -> bool:
