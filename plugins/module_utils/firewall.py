@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError
+from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError, choice, items, mapping, port, text
 
 TABLE = "floatip"
 FAMILY = "inet"
@@ -36,7 +36,6 @@ SOURCES = ("nodes", "admins", "local")
 PROTOCOLS = {"vrrp": 112, "carp": 112}
 _PART_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TEXT_RE = re.compile(r"[A-Za-z0-9 .,:;()'/_+-]{1,80}")
-_RULE_KEYS = frozenset({"what", "from", "tcp", "udp", "protocol"})
 
 
 # The collection's one error type, by the name the firewall's callers know.
@@ -70,12 +69,10 @@ def _networks(values: object, what: str) -> list:
 
 
 def _ports(values: object, what: str) -> list[int]:
-    if isinstance(values, (str, Mapping)) or not isinstance(values, Sequence) or not values:
-        raise FirewallError(f"{what} must be a non-empty list of port numbers, got {values!r}")
-    for port in values:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise FirewallError(f"{what}: {port!r} is not a port number from 1 to 65535")
-    return sorted(set(values))
+    ports = [port(value, f"{what}[{index}]") for index, value in enumerate(items(values, what, "port numbers"))]
+    if not ports:
+        raise FirewallError(f"{what} must name at least one port")
+    return sorted(set(ports))
 
 
 def check_part(name: object, rules: object) -> list[dict]:
@@ -84,34 +81,20 @@ def check_part(name: object, rules: object) -> list[dict]:
     Each rule names what it guards (``what``), who may reach it (``from``:
     nodes, admins or local) and one of: ``tcp`` or ``udp`` ports on the
     node's own addresses, or ``protocol`` (vrrp or carp, IP protocol 112)."""
-    if not isinstance(name, str) or not _PART_RE.fullmatch(name):
-        raise FirewallError(f"part must be 1-32 characters of a-z, 0-9 and _, starting with a letter, got {name!r}")
-    if isinstance(rules, (str, Mapping)) or not isinstance(rules, Sequence):
-        raise FirewallError(f"rules of part {name} must be a list of rules, got {rules!r}")
+    text(name, "part", "1-32 characters of a-z, 0-9 and _, starting with a letter", _PART_RE)
     checked = []
-    for index, rule in enumerate(rules):
+    for index, rule in enumerate(items(rules, f"rules of part {name}", "rules")):
         where = f"rules[{index}] of part {name}"
-        if not isinstance(rule, Mapping):
-            raise FirewallError(f"{where} must be a mapping, got {rule!r}")
-        unknown = sorted(set(rule) - _RULE_KEYS)
-        if unknown:
-            raise FirewallError(f"{where} has unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(_RULE_KEYS))}")
-        what = rule.get("what")
-        if not isinstance(what, str) or not _TEXT_RE.fullmatch(what):
-            raise FirewallError(f"{where}.what must say in 1-80 plain characters what the rule guards, got {what!r}")
-        source = rule.get("from")
-        if source not in SOURCES:
-            raise FirewallError(f"{where}.from must be one of {', '.join(SOURCES)}, got {source!r}")
+        mapping(rule, where, ("what", "from", "tcp", "udp", "protocol"), ("what", "from"))
+        out = {"what": text(rule["what"], f"{where}.what", "1-80 plain characters saying what the rule guards", _TEXT_RE),
+               "from": choice(rule["from"], SOURCES, f"{where}.from")}
         kinds = [key for key in ("tcp", "udp", "protocol") if key in rule]
         if len(kinds) != 1:
             raise FirewallError(f"{where} must have exactly one of tcp, udp and protocol")
-        out = {"what": what, "from": source}
         if kinds[0] == "protocol":
-            if rule["protocol"] not in PROTOCOLS:
-                raise FirewallError(f"{where}.protocol must be one of {', '.join(PROTOCOLS)}, got {rule['protocol']!r}")
-            if source == "local":
+            out["protocol"] = choice(rule["protocol"], tuple(PROTOCOLS), f"{where}.protocol")
+            if out["from"] == "local":
                 raise FirewallError(f"{where}: protocol {rule['protocol']} comes from the nodes, not from local")
-            out["protocol"] = rule["protocol"]
         else:
             out[kinds[0]] = _ports(rule[kinds[0]], f"{where}.{kinds[0]}")
         checked.append(out)
