@@ -21,6 +21,11 @@ def test_the_build_context_installs_this_collection(tmp_path: Path) -> None:
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(dist), str(ROOT)],
                    check=True, capture_output=True, text=True)
     (built,) = dist.glob("floatip-ha-*.tar.gz")
+    with tarfile.open(built) as tar:
+        names = tar.getnames()
+    # The collection only: not the benchmarks, the lab or the repository's settings.
+    assert "plugins/module_utils/model.py" in names and "roles/cluster/tasks/main.yml" in names
+    assert not [name for name in names if name.split("/")[0] in {"bench", "lab", "molecule", "ansible.cfg", "pytest.ini", "site.yml"}]
     project = tmp_path / "project"
     (project / ".build" / "ee-files").mkdir(parents=True)
     shutil.copy(ROOT / "execution-environment.yml", project)
