@@ -112,11 +112,27 @@ def test_a_forged_forwarded_for_through_haproxy_is_not_believed(cluster_in_layou
     assert _log_line(node, marker).startswith(f"{CLIENT_ADDRESS} - ")
 
 
+def _passive_opens(node: str) -> int:
+    """The node kernel's count of TCP connections it has accepted (Tcp: PassiveOpens of /proc/net/snmp)."""
+    names, values = [line.split()[1:] for line in _host(node).file("/proc/net/snmp").content_string.splitlines()
+                     if line.startswith("Tcp:")]
+    return int(dict(zip(names, values))["PassiveOpens"])
+
+
 def test_the_health_check_leaves_no_log_line(cluster_in_layout: None) -> None:
-    # HAProxy on every node checks every node's nginx once a second.
+    # HAProxy on every node checks every node's nginx once a second. The
+    # kernel's count of accepted connections says when the checks of every
+    # node have come at least twice since the log was emptied (nothing
+    # else connects to the nodes meanwhile).
+    opened = {}
     for node in NODES:
         _host(node).check_output(f"truncate -s 0 {ACCESS_LOG}")
-    time.sleep(3)
+        opened[node] = _passive_opens(node)
+    deadline = time.monotonic() + CHECK_TIMEOUT
+    for node in NODES:
+        while _passive_opens(node) < opened[node] + 2 * len(NODES):
+            assert time.monotonic() < deadline, f"{node} accepted {_passive_opens(node) - opened[node]} connections"
+            time.sleep(0.2)
     for node in NODES:
         assert _server_status(node, node) == "UP"
         assert HEALTH not in _host(node).file(ACCESS_LOG).content_string
