@@ -216,10 +216,10 @@ def converge(**extra: object) -> dict:
     return run
 
 
-def move(role: str, action: str, node: str) -> dict:
-    """Run a VIP layer role's standby or takeover on one node; it must succeed."""
+def move(action: str, node: str) -> dict:
+    """Run the VIP layer's standby or takeover on one node; it must succeed."""
     run = ansible_playbook(str(Path("..") / "_shared" / "move.yml"), "-e",
-                           json.dumps({"vip_role": role, "vip_move": action, "vip_target": node}))
+                           json.dumps({"vip_move": action, "vip_target": node}))
     assert run["rc"] == 0, run["failures"]
     return run
 

@@ -37,6 +37,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ansible_collections.floatip.ha.plugins.module_utils.contract import PATHS
+
 STATES = ("INIT", "BACKUP", "MASTER")
 WANTED_STATES = ("master", "backup")
 BACKENDS = ("auto", "freebsd", "ucarp")
@@ -47,8 +49,8 @@ CARP_SYSCTL = "net.inet.carp"
 DEMOTION_OID = "net.inet.carp.demotion"
 PREEMPT_OID = "net.inet.carp.preempt"
 
-UCARP_ENV_DIR = "/etc/floatip/ucarp"
-UCARP_STATE_DIR = "/run/floatip/ucarp"
+UCARP_ENV_DIR = PATHS["ucarp"]
+UCARP_STATE_DIR = f"{PATHS['state']}/ucarp"
 UCARP_KEYS = ("UCARP_VHID", "UCARP_ADVBASE", "UCARP_ADVSKEW", "UCARP_ADDR", "UCARP_IFACE")
 
 # ifconfig copies a key with strlcpy into CARP_KEY_LEN (20) bytes: it keeps 19.

@@ -20,6 +20,12 @@ from collections.abc import Iterable, Mapping
 from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError, source_networks, text
 
 VIP_BACKENDS = ("keepalived", "carp", "ucarp", "heartbeat")
+
+# The model's defaults, each written here and nowhere else: roles, playbooks
+# and docs take them from the computed model (plugins/module_utils/model.py).
+DEFAULT_VIP_BACKEND = "keepalived"  # floatip_vip_backend
+DEFAULT_VIPS_PER_NODE = 1  # floatip_vips_per_node
+DEFAULT_VRID_BASE = 1  # floating_ip_vrid_base
 # A node's inventory name goes into keepalived's router_id, HAProxy's server
 # lines and heartbeat's node lines, unquoted.
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -138,6 +144,8 @@ def build_model(
     for admin in model["admin_networks"]:
         if ipaddress.ip_network(admin).version != net.version:
             raise ModelError(f"floatip_admin_networks: {admin} is not of floatip_network's IP version {net.version}")
+    if vip_backend is None:
+        vip_backend = DEFAULT_VIP_BACKEND
     if vip_backend is not None:
         if vip_backend not in VIP_BACKENDS:
             raise ModelError(f"floatip_vip_backend must be one of {', '.join(VIP_BACKENDS)}, got {vip_backend!r}")
@@ -163,7 +171,7 @@ def build_model(
         model["vips"] = [str(vip) for vip in vips]
         return model
     if vips_per_node is None:
-        vips_per_node = 1
+        vips_per_node = DEFAULT_VIPS_PER_NODE
     if isinstance(vips_per_node, bool) or not isinstance(vips_per_node, int) or vips_per_node < 1:
         raise ModelError(f"floatip_vips_per_node must be a whole number of at least 1, got {vips_per_node!r}")
     needed = len(model_nodes) * vips_per_node

@@ -28,6 +28,10 @@ CHECKS = ("tcp", "smtp", "pop3", "imap", "http", "none")
 PERSISTENCE = ("none", "source", "cookie")
 PROXY_PROTOCOL = {False: "", True: "send-proxy", "v1": "send-proxy", "v2": "send-proxy-v2"}
 DEFAULT_HIDDEN_HEADERS = ("Server", "X-Powered-By", "X-AspNet-Version")
+# Seconds between two health checks of a server, where a service does not
+# say: a dead service is noticed within a few seconds, and the mail logs are
+# not full of checks.
+DEFAULT_CHECK_INTERVAL = 3
 
 # Matched whole (re.fullmatch): each goes into haproxy.cfg unquoted.
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -222,23 +226,18 @@ def _service(raw: object, index: int, model: Mapping, defaults: Mapping) -> dict
     }
 
 
-def build_plan(
+def check_services(
     model: Mapping,
     services: object,
-    node: str,
-    check_interval: float = 3,
+    check_interval: float = DEFAULT_CHECK_INTERVAL,
     hide_headers: Sequence[str] = DEFAULT_HIDDEN_HEADERS,
-    reserved_ports: Mapping[str, int] | None = None,
-) -> dict:
-    """The frontends and backends of ``node`` for the checked cluster ``model``.
-
-    ``reserved_ports`` maps what else listens on the node's own address
-    (the stats page, say) to its port, so that no service's server port
-    takes it.
-    """
-    names = [each["name"] for each in model["nodes"]]
-    if node not in names:
-        raise ServiceError(f"{node} is not one of the cluster's nodes ({', '.join(names)}); apply the haproxy role to floatip_nodes")
+) -> list[dict]:
+    """The service contract: every service of ``haproxy_services`` checked
+    and normalised, the same for every node (no servers, no passwords: a
+    service's ``auth_users`` are its users' names). Nginx, postfix, the
+    operations playbooks and HAProxy's own plan all read these records."""
+    if services is None:
+        return []
     if isinstance(services, (str, Mapping)) or not isinstance(services, Sequence) or not services:
         # The type only: a mapping given by mistake may hold passwords.
         got = repr(services) if not services else f"a {type(services).__name__}"
@@ -248,7 +247,7 @@ def build_plan(
 
     seen: dict[str, int] = {}
     listening: dict[tuple[str, int], str] = {}
-    serving: dict[int, str] = {port: what for what, port in (reserved_ports or {}).items()}
+    serving: dict[int, str] = {}
     for index, service in enumerate(built):
         if service["name"] in seen:
             raise ServiceError(f"haproxy_services[{index}].name {service['name']} is also haproxy_services[{seen[service['name']]}].name; names must be unique")
@@ -272,16 +271,47 @@ def build_plan(
                 raise ServiceError(f"{where} must name another service of haproxy_services, got {route['to']!r}")
             if target["mode"] != service["mode"]:
                 raise ServiceError(f"{where}: {target['name']} has mode {target['mode']}, {service['name']} has mode {service['mode']}")
+    return built
 
-    for service in built:
-        service["servers"] = [
-            {
-                "name": peer["name"],
-                "address": peer["address"],
-                "port": service["server_port"],
-                "backup": peer["name"] != node,
-            }
+
+def node_plan(model: Mapping, services: Sequence[Mapping], node: str, reserved_ports: Mapping[str, int] | None = None) -> dict:
+    """The frontends and backends of ``node``: the checked ``services`` of the
+    contract, each with its servers (this node's first, the peers' as
+    backups). ``reserved_ports`` maps what else listens on the node's own
+    address (the stats page, say) to its port, so that no service's server
+    port takes it."""
+    names = [each["name"] for each in model["nodes"]]
+    if node not in names:
+        raise ServiceError(f"{node} is not one of the cluster's nodes ({', '.join(names)}); apply the haproxy role to floatip_nodes")
+    if not services:
+        raise ServiceError("haproxy_services must be a non-empty list of services (name, port, ...), got []")
+    taken = {port: what for what, port in (reserved_ports or {}).items()}
+    planned = []
+    for service in services:
+        if service["server_port"] in taken:
+            raise ServiceError(
+                f"haproxy_services[{service['index']}] ({service['name']}).server_port {service['server_port']} is taken by "
+                f"{taken[service['server_port']]} on the nodes' own addresses"
+            )
+        servers = [
+            {"name": peer["name"], "address": peer["address"], "port": service["server_port"], "backup": peer["name"] != node}
             for peer in model["nodes"]
         ]
+        planned.append({**service, "servers": servers})
     local = next(each for each in model["nodes"] if each["name"] == node)
-    return {"node": node, "address": local["address"], "services": built}
+    return {"node": node, "address": local["address"], "services": planned}
+
+
+def build_plan(
+    model: Mapping,
+    services: object,
+    node: str,
+    check_interval: float = DEFAULT_CHECK_INTERVAL,
+    hide_headers: Sequence[str] = DEFAULT_HIDDEN_HEADERS,
+    reserved_ports: Mapping[str, int] | None = None,
+) -> dict:
+    """The frontends and backends of ``node`` from raw ``haproxy_services``:
+    ``check_services`` then ``node_plan``."""
+    if services is None:
+        raise ServiceError("haproxy_services must be a non-empty list of services (name, port, ...), got None")
+    return node_plan(model, check_services(model, services, check_interval, hide_headers), node, reserved_ports)

@@ -27,7 +27,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 
-from ansible_collections.floatip.ha.plugins.module_utils.haproxy_config import HEADER_ALLOWED, HEADER_RE, NAME_ALLOWED, NAME_RE, build_plan
+from ansible_collections.floatip.ha.plugins.module_utils.haproxy_config import NAME_ALLOWED, NAME_RE, node_plan
 from ansible_collections.floatip.ha.plugins.module_utils.inputs import (
     InputError,
     address,
@@ -45,7 +45,6 @@ from ansible_collections.floatip.ha.plugins.module_utils.inputs import (
     text,
     url_path,
 )
-from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 
 LOOPBACK = ("127.0.0.1", "::1")
 
@@ -68,11 +67,9 @@ def _service_name(value: object, what: str) -> str:
     return text(value, what, f"the name of a service of haproxy_services ({NAME_ALLOWED})", NAME_RE)
 
 
-def _services(model: Mapping, node: str, services: object) -> dict[str, dict]:
-    """The checked records of haproxy_services by name; none when it is unset or empty."""
-    if services is None or (isinstance(services, list) and not services):
-        return {}
-    return {service["name"]: service for service in build_plan(model, services, node)["services"]}
+def _services(model: Mapping) -> dict[str, dict]:
+    """The service contract (the model's checked records of haproxy_services) by name."""
+    return {service["name"]: service for service in model.get("services") or []}
 
 
 # ---------------------------------------------------------------- base
@@ -171,7 +168,11 @@ def _vrrp_timing(variables: Mapping, profiles: list) -> int:
 
 
 def check_floating_ip(variables: Mapping, model: Mapping, node: str, context: Mapping, hostvars: Mapping | None) -> dict:
-    layout = build_layout(model, vrid_base=variables["floating_ip_vrid_base"])
+    layout = model.get("layout")
+    if not layout:
+        raise InputError(f"floatip.ha.floating_ip lays VIPs out for floatip_vip_backend keepalived, ucarp or carp, over a "
+                         f"floatip_vip_pool; floatip_vip_backend is {model['vip_backend']} and the pool holds {len(model['pool'])} "
+                         "addresses")
     _one_of_the_nodes(model, node, "floating_ip")
     backend = model["vip_backend"]
     vrids = [vip["vrid"] for vip in layout["vips"]]
@@ -179,7 +180,7 @@ def check_floating_ip(variables: Mapping, model: Mapping, node: str, context: Ma
               for index, each in enumerate(items(variables["floating_ip_vrids_in_use"], "floating_ip_vrids_in_use", "VRIDs (1-255)"))]
     clash = sorted(set(vrids) & set(in_use))
     if clash:
-        raise InputError(f"the VIPs get VRIDs {min(vrids)} to {max(vrids)} (from floating_ip_vrid_base {variables['floating_ip_vrid_base']}), "
+        raise InputError(f"the VIPs get VRIDs {min(vrids)} to {max(vrids)} (from floating_ip_vrid_base {model['vrid_base']}), "
                          f"which clash with {', '.join(map(str, clash))} in floating_ip_vrids_in_use; choose a floating_ip_vrid_base "
                          "whose range avoids them")
     system = context.get("system")
@@ -236,6 +237,9 @@ def heartbeat_names(hostvars: Mapping, nodes: list[str]) -> dict[str, tuple[obje
 
 
 def check_heartbeat(variables: Mapping, model: Mapping, node: str, context: Mapping, hostvars: Mapping | None) -> dict:
+    if model["vip_backend"] != "heartbeat":
+        raise InputError(f"floatip.ha.heartbeat holds the VIPs where floatip_vip_backend is heartbeat; it is {model['vip_backend']} "
+                         "(floatip.ha.floating_ip runs the right VIP layer for any backend)")
     _one_of_the_nodes(model, node, "heartbeat")
     if hostvars is None:
         raise InputError("the checks of floatip.ha.heartbeat read each node's heartbeat_node_name and facts from hostvars: pass it")
@@ -309,16 +313,16 @@ def check_haproxy(variables: Mapping, model: Mapping, node: str, context: Mappin
     path(variables["haproxy_runtime_api_socket"], "haproxy_runtime_api_socket")
     integer(variables["haproxy_maxconn"], "haproxy_maxconn", 1, 1000000)
     number(variables["haproxy_timeout"], "haproxy_timeout", 0, 86400, above=True)
-    interval = number(variables["haproxy_check_interval"], "haproxy_check_interval", 0, 3600, above=True)
-    hide = items(variables["haproxy_hide_response_headers"], "haproxy_hide_response_headers", "header names")
-    for index, header in enumerate(hide):
-        text(header, f"haproxy_hide_response_headers[{index}]", HEADER_ALLOWED, HEADER_RE)
+    # haproxy_services, haproxy_check_interval and haproxy_hide_response_headers
+    # are the model's: checked once, by floatip.ha.cluster, into model["services"].
+    if not model["services"]:
+        raise InputError("haproxy_services must be a non-empty list of services (name, port, ...): floatip.ha.haproxy fronts them")
     users = _users(variables["haproxy_stats_users"], "haproxy_stats_users", "there is no default user or password",
                    "1-64 letters, digits, '.', '_' and '-'", _STATS_USER, admin=True)
     for index, user in enumerate(users):
         if "admin" in user:
             boolean(user["admin"], f"haproxy_stats_users[{index}].admin")
-    plan = build_plan(model, variables["haproxy_services"], node, check_interval=interval, hide_headers=hide, reserved_ports=reserved)
+    plan = node_plan(model, model["services"], node, reserved_ports=reserved)
     return {"cluster": model, "plan": plan}
 
 
@@ -359,7 +363,7 @@ def _vhosts(value: object) -> None:
 def check_nginx_behind_proxy(variables: Mapping, model: Mapping, node: str, context: Mapping, hostvars: Mapping | None) -> dict:
     _one_of_the_nodes(model, node, "nginx_behind_proxy")
     name = _service_name(variables["nginx_behind_proxy_haproxy_service"], "nginx_behind_proxy_haproxy_service")
-    service = _services(model, node, variables["haproxy_services"]).get(name)
+    service = _services(model).get(name)
     if service is None:
         listen = port(variables["nginx_behind_proxy_port"], "nginx_behind_proxy_port")
         health = url_path(variables["nginx_behind_proxy_health_path"], "nginx_behind_proxy_health_path")
@@ -418,7 +422,7 @@ def check_postfix_multihome(variables: Mapping, model: Mapping, node: str, conte
         raise InputError("floatip.ha.postfix_multihome runs on nodes whose VIPs floatip.ha.floating_ip holds with keepalived or ucarp "
                          "(its notify hook switches the address postfix sends from); floatip_vip_backend is "
                          f"{model['vip_backend']}")
-    services = _services(model, node, variables["haproxy_services"])
+    services = _services(model)
     smtp_key, submission_key = "postfix_multihome_haproxy_service", "postfix_multihome_haproxy_submission_service"
     smtp = services.get(_service_name(variables[smtp_key], smtp_key))
     submission = services.get(_service_name(variables[submission_key], submission_key))

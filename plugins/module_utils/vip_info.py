@@ -46,11 +46,12 @@ from ansible_collections.floatip.ha.plugins.module_utils.carp import (
     parse_sysctl,
     ucarp_state_path,
 )
+from ansible_collections.floatip.ha.plugins.module_utils.contract import PATHS
 
-LAYOUT_PATH = "/etc/floatip/layout.json"
-STATE_DIR = "/run/floatip"
-KEEPALIVED_STANDBY = "/etc/keepalived/floatip-standby"
-UCARP_STANDBY = "/etc/floatip/ucarp/standby"
+LAYOUT_PATH = PATHS["layout"]
+STATE_DIR = PATHS["state"]
+KEEPALIVED_STANDBY = PATHS["keepalived_standby"]
+UCARP_STANDBY = PATHS["ucarp_standby"]
 
 BACKENDS = ("keepalived", "carp", "ucarp", "heartbeat")
 KEEPALIVED_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
@@ -96,6 +97,43 @@ class Host:
 
 
 # --- the layout ------------------------------------------------------------
+
+LAYOUT_MANAGED = "Ansible managed: written by floatip.ha's VIP layer from the cluster model; edits are overwritten"
+
+
+def layout_record(model: dict, node: str, interface: str | None, managed: str = LAYOUT_MANAGED) -> dict:
+    """This node's layout file, from the cluster model: what ``parse_layout`` reads.
+
+    With keepalived, ucarp and carp every VIP of the layout is listed with
+    the node's priority and advskew for it; with heartbeat every VIP, owned
+    by the primary (the first node), without a VRID. ``managed`` says who
+    wrote the file (JSON has no comments).
+    """
+    if model["vip_backend"] == "heartbeat":
+        owner = model["nodes"][0]["name"]
+        vips = [{"address": vip, "vrid": None, "owner": owner, "priority": None, "advskew": None} for vip in model["vips"]]
+    else:
+        mine = {vip["vrid"]: vip for vip in model["layout"]["nodes"][node]["vips"]}
+        vips = [{"address": vip["address"], "vrid": vip["vrid"], "owner": vip["owner"],
+                 "priority": mine[vip["vrid"]]["priority"], "advskew": mine[vip["vrid"]]["advskew"]}
+                for vip in model["layout"]["vips"]]
+    return {"managed": managed, "backend": model["vip_backend"], "node": node, "interface": interface or None,
+            "prefixlen": model["prefixlen"], "vips": vips}
+
+
+def interface_of(facts: dict, address: str) -> str:
+    """The name of the interface that has ``address``, from Ansible's facts; empty when none has."""
+    wanted = _normal(address)
+    for name in facts.get("interfaces", []):
+        device = facts.get(name.replace("-", "_").replace(".", "_")) or {}
+        ipv4 = device.get("ipv4") or {}
+        ipv4 = ipv4 if isinstance(ipv4, list) else [ipv4]
+        held = [entry.get("address") for entry in ipv4 + (device.get("ipv4_secondaries") or [])]
+        held += [entry.get("address") for entry in device.get("ipv6") or []]
+        if any(isinstance(each, str) and _normal(each) == wanted for each in held):
+            return device.get("device", name)
+    return ""
+
 
 def _bad_layout(source: str, what: str) -> VipInfoError:
     return VipInfoError(f"{source}: {what}; apply {VIP_LAYER} to this node again")

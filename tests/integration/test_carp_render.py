@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ansible_collections.floatip.ha.plugins.module_utils.cluster import build_model
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import DEFAULT_VRID_BASE, build_model
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
 
 HERE = Path(__file__).resolve().parent
@@ -80,8 +79,7 @@ def fixture_cluster(ansible_inventory) -> Cluster:
     model = build_model(first["floatip_network"], [(node, hostvars[node]["floatip_address"]) for node in nodes],
                         vip_pool=first["floatip_vip_pool"], vips_per_node=first["floatip_vips_per_node"],
                         vip_backend=first["floatip_vip_backend"])
-    defaults = yaml.safe_load((ROOT / "roles" / "floating_ip" / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    layout = build_layout(model, vrid_base=defaults["floating_ip_vrid_base"])
+    layout = build_layout(model, vrid_base=first.get("floating_ip_vrid_base", DEFAULT_VRID_BASE))
     return Cluster(nodes=nodes, interface=first["floating_ip_carp_interface"], prefixlen=model["prefixlen"], layout=layout)
 
 

@@ -12,18 +12,22 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.floatip.ha.plugins.module_utils import haproxy_config, role_inputs
+from ansible_collections.floatip.ha.plugins.module_utils import cluster, haproxy_config, role_inputs
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
-CHECKED = ("base", "floating_ip", "heartbeat", "haproxy", "nginx_behind_proxy", "postfix_multihome")
+CHECKED = ("cluster", "base", "floating_ip", "heartbeat", "haproxy", "nginx_behind_proxy", "postfix_multihome")
 # What each role requires, besides its defaults.
 REQUIRED = {
     "heartbeat": {"heartbeat_auth_key": "heartbeat-s3cr3t-key-0123456789"},
-    "haproxy": {"haproxy_services": [{"name": "web", "mode": "http", "port": 80, "server_port": 5080, "check_path": "/check.txt",
-                                      "auth_users": [{"name": "joe", "password": "basic-s3cr3t"}],
-                                      "routes": [{"src": ["192.0.2.0/24"], "to": "other"}]},
-                                     {"name": "other", "mode": "http", "port": 8080, "send_proxy": "v2"}],
-                "haproxy_stats_users": [{"name": "ops", "password": "stats-s3cr3t-ops", "admin": True}]},
+    "haproxy": {"haproxy_stats_users": [{"name": "ops", "password": "stats-s3cr3t-ops", "admin": True}]},
+}
+# The model's inputs, which floatip.ha.cluster checks once for every role.
+MODEL = {
+    "floatip_network": "172.30.80.0/24",
+    "haproxy_services": [{"name": "web", "mode": "http", "port": 80, "server_port": 5080, "check_path": "/check.txt",
+                          "auth_users": [{"name": "joe", "password": "basic-s3cr3t"}],
+                          "routes": [{"src": ["192.0.2.0/24"], "to": "other"}]},
+                         {"name": "other", "mode": "http", "port": 8080, "send_proxy": "v2"}],
 }
 
 
@@ -32,7 +36,8 @@ def entry(role: str, name: str = "main") -> dict:
 
 
 def defaults(role: str) -> dict:
-    return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
+    path = ROLES / role / "defaults" / "main.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
 
 
 def _templated(value: object) -> bool:
@@ -42,7 +47,7 @@ def _templated(value: object) -> bool:
 def valid(role: str) -> dict:
     """The role's defaults (less those a template gives) and what it requires."""
     return {**{key: value for key, value in defaults(role).items() if not _templated(value) and value is not None},
-            **REQUIRED.get(role, {})}
+            **(MODEL if role == "cluster" else REQUIRED.get(role, {}))}
 
 
 @pytest.mark.parametrize("role", CHECKED)
@@ -61,12 +66,26 @@ def test_every_default_is_in_the_spec_with_the_same_value(role: str) -> None:
         if _templated(value) and "default" not in spec[key] or value is None:
             continue
         assert spec[key].get("default") == value, f"{role}: {key} defaults to {value!r}, its spec says {spec[key].get('default')!r}"
-    for key, option in spec.items():
+    # floatip.ha.cluster has no defaults/main.yml: its defaults are the
+    # Python's (test_the_models_defaults_in_the_spec_are_the_pythons).
+    for key, option in spec.items() if role != "cluster" else ():
         assert key in defaults(role) or option.get("required") or "default" not in option, f"{role}: {key}"
 
 
+def test_the_models_defaults_in_the_spec_are_the_pythons() -> None:
+    """The spec documents the defaults; the code that applies them is plugins/module_utils (cluster.py, haproxy_config.py)."""
+    spec = entry("cluster")
+    assert spec["floatip_vip_backend"]["default"] == cluster.DEFAULT_VIP_BACKEND
+    assert spec["floatip_vip_backend"]["choices"] == list(cluster.VIP_BACKENDS)
+    assert spec["floatip_vips_per_node"]["default"] == cluster.DEFAULT_VIPS_PER_NODE
+    assert spec["floating_ip_vrid_base"]["default"] == cluster.DEFAULT_VRID_BASE
+    assert spec["floatip_firewall"]["default"] is True
+    assert spec["haproxy_check_interval"]["default"] == haproxy_config.DEFAULT_CHECK_INTERVAL
+    assert spec["haproxy_hide_response_headers"]["default"] == list(haproxy_config.DEFAULT_HIDDEN_HEADERS)
+
+
 def test_the_haproxy_services_schema_is_the_one_the_checks_know() -> None:
-    options = entry("haproxy")["haproxy_services"]["options"]
+    options = entry("cluster")["haproxy_services"]["options"]
     assert set(options) == set(haproxy_config._KNOWN_KEYS)
     assert options["mode"]["choices"] == list(haproxy_config.MODES)
     assert options["check"]["choices"] == list(haproxy_config.CHECKS)
@@ -90,9 +109,10 @@ def test_the_vhost_schema_is_the_one_the_checks_know() -> None:
         ("base", {"base_sysctls": ["net.core.somaxconn=4096"]}, "base_sysctls"),
         ("haproxy", {"haproxy_stats_users": [{"name": "ops"}]}, "missing required arguments: password found in haproxy_stats_users"),
         ("haproxy", {"haproxy_stats_users": [{"name": "ops", "password": "stats-s3cr3t-ops", "role": "admin"}]}, "role"),
-        ("haproxy", {"haproxy_services": [{"name": "smtp", "port": 25, "mode": "udp"}]},
+        ("cluster", {"haproxy_services": [{"name": "smtp", "port": 25, "mode": "udp"}]},
          "value of mode must be one of: tcp, http, got: udp found in haproxy_services"),
-        ("haproxy", {"haproxy_services": [{"name": "smtp", "port": 25, "prot": 26}]}, "prot"),
+        ("cluster", {"haproxy_services": [{"name": "smtp", "port": 25, "prot": 26}]}, "prot"),
+        ("cluster", {"floatip_vip_backend": "vrrpd"}, "value of floatip_vip_backend must be one of"),
         ("nginx_behind_proxy", {"nginx_behind_proxy_vhosts": [{"name": "site"}]},
          "missing required arguments: root found in nginx_behind_proxy_vhosts"),
         ("nginx_behind_proxy", {"nginx_behind_proxy_maintenance": "maybe"}, "nginx_behind_proxy_maintenance"),
@@ -120,7 +140,7 @@ def test_there_is_no_default_heartbeat_key() -> None:
         ("heartbeat", {}, "heartbeat-s3cr3t-key-0123456789"),
         ("floating_ip", {"floating_ip_password": "vr-s3cr3"}, "vr-s3cr3"),
         ("haproxy", {}, "stats-s3cr3t-ops"),
-        ("haproxy", {}, "basic-s3cr3t"),
+        ("cluster", {}, "basic-s3cr3t"),
         ("postfix_multihome", {"postfix_multihome_sasl_users": [{"name": "alice", "password": "sasl-s3cr3t-alice"}]}, "sasl-s3cr3t-alice"),
     ],
 )

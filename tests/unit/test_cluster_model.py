@@ -28,7 +28,7 @@ def test_model_keeps_node_order_and_expands_ranges() -> None:
 
 def test_model_without_pool_has_no_vips() -> None:
     model = build_model(NET, NODES)
-    assert model["vips"] == [] and model["vips_per_node"] is None and model["vip_backend"] is None
+    assert model["vips"] == [] and model["vips_per_node"] is None and model["vip_backend"] == "keepalived"
 
 
 def test_ipv6_network() -> None:

@@ -15,8 +15,8 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.floatip.ha.plugins.filter.role_inputs import role_inputs
-from ansible_collections.floatip.ha.plugins.module_utils.cluster import build_model
 from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputError
+from ansible_collections.floatip.ha.plugins.module_utils.model import cluster_model
 from ansible_collections.floatip.ha.plugins.module_utils.role_inputs import CHECKS, check_role
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
@@ -29,11 +29,23 @@ AUTH_KEY = "heartbeat-s3cr3t-key-0123456789"
 VRRP_PASSWORD = "vr-s3cr3"
 
 
-def model(backend: str = "keepalived", nodes: list | None = None) -> dict:
+SERVICES = [
+    {"name": "smtp", "port": 25, "check": "smtp", "send_proxy": True, "timeout": 300},
+    {"name": "submission", "port": 587, "check": "smtp", "send_proxy": True},
+    {"name": "web", "mode": "http", "port": 80, "server_port": 5080, "check_path": "/check.txt"},
+]
+# The inventory's variables that are the model's (floatip.ha.cluster checks
+# them, once per play), by the name of cluster_model's argument.
+MODEL_INPUTS = {"haproxy_services": "services", "floating_ip_vrid_base": "vrid_base",
+                "haproxy_check_interval": "check_interval", "haproxy_hide_response_headers": "hide_headers"}
+
+
+def model(backend: str = "keepalived", nodes: list | None = None, **inputs: object) -> dict:
+    inputs.setdefault("services", SERVICES)
     if backend == "heartbeat":
-        return build_model(NET, nodes or [("hb1", "172.30.80.11"), ("hb2", "172.30.80.12")], vip_pool=["172.30.80.100"],
-                           vip_backend="heartbeat")
-    return build_model(NET, nodes or NODES, vip_pool=POOL, vips_per_node=2, vip_backend=backend)
+        return cluster_model(NET, nodes or [("hb1", "172.30.80.11"), ("hb2", "172.30.80.12")], vip_pool=["172.30.80.100"],
+                             vip_backend="heartbeat", **inputs)
+    return cluster_model(NET, nodes or NODES, vip_pool=POOL, vips_per_node=2, vip_backend=backend, **inputs)
 
 
 def _defaults(role: str) -> dict:
@@ -48,21 +60,15 @@ def validate_keys(role: str) -> set[str]:
     return set(inputs[0])
 
 
-SERVICES = [
-    {"name": "smtp", "port": 25, "check": "smtp", "send_proxy": True, "timeout": 300},
-    {"name": "submission", "port": 587, "check": "smtp", "send_proxy": True},
-    {"name": "web", "mode": "http", "port": 80, "server_port": 5080, "check_path": "/check.txt"},
-]
 # What a default that is a template gives, and what the role requires.
 FILLED = {
     "floating_ip": {"floating_ip_isolation_targets": ["172.30.80.1"], "floating_ip_vrrp_version": 2, "floating_ip_advert_int": 1,
                     "floating_ip_password": VRRP_PASSWORD},
     "heartbeat": {"heartbeat_auth_key": AUTH_KEY},
-    "haproxy": {"haproxy_services": SERVICES,
+    "haproxy": {"haproxy_runtime_api_socket": "/run/haproxy/admin.sock",
                 "haproxy_stats_users": [{"name": "ops", "password": STATS_PASSWORD, "admin": True},
                                         {"name": "viewer", "password": STATS_PASSWORD + "-2"}]},
-    "nginx_behind_proxy": {"haproxy_services": SERVICES},
-    "postfix_multihome": {"haproxy_services": SERVICES, "postfix_multihome_listen_addresses": None,
+    "postfix_multihome": {"postfix_multihome_listen_addresses": None,
                           "postfix_multihome_submission": True,
                           "postfix_multihome_sasl_users": [{"name": "alice", "password": SASL_PASSWORD}],
                           "postfix_multihome_myhostname": "node1.example.org"},
@@ -88,10 +94,12 @@ def good(role: str) -> dict:
 
 def check(role: str, changes: dict | None = None, *, backend: str | None = None, node: str | None = None,
           context: dict | None = None, hostvars: dict | None = None) -> dict:
-    variables = {**good(role), **(changes or {})}
+    changes = dict(changes or {})
+    inputs = {MODEL_INPUTS[key]: changes.pop(key) for key in list(changes) if key in MODEL_INPUTS}
+    variables = {**good(role), **changes}
     backend = backend or ("heartbeat" if role == "heartbeat" else "keepalived")
     node = node or ("hb1" if role == "heartbeat" else "node1")
-    return check_role(role, variables, model(backend), node, {**CONTEXT.get(role, {}), **(context or {})},
+    return check_role(role, variables, model(backend, **inputs), node, {**CONTEXT.get(role, {}), **(context or {})},
                       hostvars if hostvars is not None else HOSTVARS)
 
 

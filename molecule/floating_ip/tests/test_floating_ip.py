@@ -49,7 +49,7 @@ def _settles_as(expected: dict[str, str], timeout: float) -> None:
 
 
 def _move(action: str, node: str) -> dict:
-    return move("floating_ip", action, node)
+    return move(action, node)
 
 
 def _layout_with(failed: set[str]) -> dict[str, str]:

@@ -63,15 +63,15 @@ def test_a_frozen_nodes_vips_go_where_the_layout_says_and_come_back(ring_in_layo
 
 def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layout: None) -> None:
     node = NODES[2]
-    move("floating_ip", "standby", node)
+    move("standby", node)
     # The standby returns once a peer answers on each VIP. When the owner's
     # ucarp restarts, both of a VIP's next backups may advertise as master
     # for an advert or two before the one with the higher advskew yields
     # (seen on a busy machine): settled, one holder each, soon after.
     settles_as(_layout_with({node}), NODES, timeout=10)
     assert all(_host(node).service(f"floatip-ucarp@{vip['vrid']}").is_running for vip in LAYOUT["nodes"][node]["vips"])
-    assert move("floating_ip", "standby", node)["changed"] == 0
-    move("floating_ip", "takeover", node)
+    assert move("standby", node)["changed"] == 0
+    move("takeover", node)
     settles_as(_layout_with(set()), NODES, timeout=2)
 
 

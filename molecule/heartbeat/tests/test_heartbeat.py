@@ -120,7 +120,7 @@ def primary_holds_the_vips():
     and leaves no node frozen."""
     _settle_pair()
     converge()
-    move("heartbeat", "takeover", PRIMARY)
+    move("takeover", PRIMARY)
     _held_only_by(PRIMARY)
     yield
 
@@ -267,13 +267,13 @@ def test_heartbeat_comes_back_when_it_dies_but_not_after_a_stop_or_a_drill_crash
 
 
 def test_standby_moves_the_vips_away_and_takeover_brings_them_back(primary_holds_the_vips: None) -> None:
-    move("heartbeat", "standby", PRIMARY)
+    move("standby", PRIMARY)
     _held_only_by(SECONDARY, timeout=5)
     for vip in VIPS:
         client_waits_for(CLIENT, vip, PORT, SECONDARY, timeout=5)
-    again = move("heartbeat", "standby", PRIMARY)
+    again = move("standby", PRIMARY)
     assert again["changed"] == 0
-    move("heartbeat", "takeover", PRIMARY)
+    move("takeover", PRIMARY)
     _held_only_by(PRIMARY, timeout=5)
     client_waits_for(CLIENT, VIPS[0], PORT, PRIMARY, timeout=5)
 
@@ -285,7 +285,7 @@ def _running_the_resource() -> list[str]:
 def test_resources_run_on_the_holder_and_move_with_the_vips(primary_holds_the_vips: None) -> None:
     assert _running_the_resource() == [PRIMARY]
     client_waits_for(CLIENT, VIPS[0], ACTIVE_PORT, PRIMARY, timeout=5)
-    move("heartbeat", "standby", PRIMARY)
+    move("standby", PRIMARY)
     _held_only_by(SECONDARY, timeout=5)
     client_waits_for(CLIENT, VIPS[0], ACTIVE_PORT, SECONDARY, timeout=10)
     assert _running_the_resource() == [SECONDARY]

@@ -193,7 +193,7 @@ def test_nothing_listens_on_port_25_where_the_role_did_not_say() -> None:
 
 def test_a_node_without_its_vip_sends_from_its_own_address_and_back(cluster_in_layout: None) -> None:
     node = NODES[0]
-    move("floating_ip", "standby", node)
+    move("standby", node)
     try:
         deadline = time.monotonic() + 15
         while _bind_address(node) != _address(node):
@@ -204,7 +204,7 @@ def test_a_node_without_its_vip_sends_from_its_own_address_and_back(cluster_in_l
         _host(node).check_output(f"printf 'Subject: {subject}\\n\\nhello\\n' | /usr/sbin/sendmail someone@world.test")
         assert _received(subject)["peer"] == _address(node)
     finally:
-        move("floating_ip", "takeover", node)
+        move("takeover", node)
     deadline = time.monotonic() + 15
     while _bind_address(node) != VIP_OF[node]:
         assert time.monotonic() < deadline, f"{node} sends from {_bind_address(node)} after taking its VIP back"
