@@ -55,6 +55,16 @@ def model(group: str = "floatip_nodes") -> dict:
     )
 
 
+def home_layout() -> list[dict]:
+    """Each VIP with its owner and VRID by the rules docs/model.md states, not by layout.py: the i-th address of the
+    pool is owned by node i // floatip_vips_per_node and has VRID floating_ip_vrid_base (1) + i."""
+    cluster = model()
+    first = hostvars(hosts("floatip_nodes")[0])
+    per, base = cluster["vips_per_node"], first.get("floating_ip_vrid_base", 1)
+    return [{"address": vip, "owner": cluster["nodes"][index // per]["name"], "vrid": base + index}
+            for index, vip in enumerate(cluster["vips"][:len(cluster["nodes"]) * per])]
+
+
 def docker(*args: str, timeout: float = 120) -> str:
     """Run the docker CLI against the scenario's containers."""
     done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)

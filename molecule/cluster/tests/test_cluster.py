@@ -17,21 +17,19 @@ from conftest import (
     SCENARIO_DIR,
     ansible_playbook,
     docker,
+    home_layout,
     hosts,
     hostvars,
-    model,
     refused_with_nothing_changed,
     settles_as,
 )
 
-from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
-from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
 
 NODES = hosts("floatip_nodes")
 CLIENT = hosts("floatip_clients")[0]
 WORLD = hosts("floatip_world")[0]
-LAYOUT = build_layout(model())
-VIPS = [vip["address"] for vip in LAYOUT["vips"]]
+HOME = home_layout()
+VIPS = [vip["address"] for vip in HOME]
 PLAYBOOKS = Path("..") / ".." / "playbooks"
 
 
@@ -41,7 +39,7 @@ def on(container: str, command: str, timeout: float = 120) -> str:
 
 def in_layout(timeout: float) -> None:
     """Every VIP held by its owner and by no other node."""
-    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=timeout)
+    settles_as({vip["address"]: vip["owner"] for vip in HOME}, NODES, timeout=timeout)
 
 
 @contextmanager
@@ -118,7 +116,7 @@ def test_a_rolling_maintenance_under_load_fails_no_request_and_loses_no_mail() -
     # Every node was maintained, one at a time in ring order, and came back.
     stamps = sorted((on(node, "cat /var/lib/floatip-maintained").strip(), node) for node in NODES)
     assert [node for _stamp, node in stamps] == NODES
-    for vip in LAYOUT["vips"]:
+    for vip in HOME:
         owner = vip["owner"]
         events = on(owner, f"journalctl -t floatip --no-pager -o cat --since @{since[owner]}").splitlines()
         moves = [line for line in events if line.startswith(f"VIP {vip['address']} (vrrp {vip['vrid']}) is now ")]

@@ -17,15 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import SCENARIO_DIR, container, docker, holders, hosts, hostvars, model, settles_as, stranger
+from conftest import SCENARIO_DIR, container, docker, holders, home_layout, hosts, hostvars, settles_as, stranger
 
-from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
-from ansible_collections.floatip.ha.plugins.module_utils.layout import holders as layout_holders
 
 NODES = hosts("floatip_nodes")
 CLIENT = hosts("floatip_clients")[0]
-LAYOUT = build_layout(model())
-VIPS = [vip["address"] for vip in LAYOUT["vips"]]
+HOME = home_layout()
+VIPS = [vip["address"] for vip in HOME]
 
 
 def on(host: str, command: str, timeout: float = 120) -> str:
@@ -34,7 +32,7 @@ def on(host: str, command: str, timeout: float = 120) -> str:
 
 def in_layout(timeout: float) -> None:
     """Every VIP held by its owner and by no other node."""
-    settles_as(layout_holders(LAYOUT, set()), NODES, timeout=timeout)
+    settles_as({vip["address"]: vip["owner"] for vip in HOME}, NODES, timeout=timeout)
 
 
 # A host on the cluster network that no inventory names gets nothing a
@@ -112,7 +110,7 @@ def _adverts(outsider: tuple[str, str], vip: dict, version: int, seconds: float)
 
 def test_a_strangers_vrrp_adverts_move_no_vip(outsider: tuple[str, str]) -> None:
     in_layout(timeout=30)
-    vip = LAYOUT["vips"][0]
+    vip = HOME[0]
     owner = vip["owner"]
     version = 3 if "vrrp_version 3" in on(owner, "cat /etc/keepalived/keepalived.conf") else 2
     # The attack is real: the owner without its firewall gives the VIP up.
