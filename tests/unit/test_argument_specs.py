@@ -148,3 +148,13 @@ def test_every_secret_is_no_log_so_ansible_masks_it(role: str, changes: dict, se
     result = ArgumentSpecValidator(entry(role)).validate({**valid(role), **changes})
     assert result.error_messages == []
     assert secret in result._no_log_values
+
+
+def test_the_haproxy_readme_documents_every_key_of_the_schema() -> None:
+    """roles/haproxy/README.md's table of a service's keys is checked against the schema, both ways."""
+    readme = (ROLES / "haproxy" / "README.md").read_text()
+    table = readme.split("A service's keys", 1)[1].split("\n\n", 2)[1]
+    documented = set()
+    for row in table.splitlines()[2:]:
+        documented.update(key.strip().strip("`") for key in row.split("|")[1].split(","))
+    assert documented == set(entry("cluster")["haproxy_services"]["options"])
