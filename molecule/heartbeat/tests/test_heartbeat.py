@@ -205,9 +205,9 @@ def test_without_auto_failback_a_thawed_primary_ends_as_the_one_holder(primary_h
 
 def _drill_dropin() -> tuple[str, str]:
     """Where and what the failover drill writes to hold a crashed heartbeat
-    down (playbooks/failover_drill/break.yml), read from the playbook so
+    down (playbooks/drill_tasks/break.yml), read from the playbook so
     that this check follows a rename."""
-    tasks = yaml.safe_load((REPO / "playbooks" / "failover_drill" / "break.yml").read_text())
+    tasks = yaml.safe_load((REPO / "playbooks" / "drill_tasks" / "break.yml").read_text())
     for task in (each for entry in tasks for each in entry.get("block", [entry])):
         copy = task.get("ansible.builtin.copy", {})
         if str(copy.get("dest", "")).startswith("/run/systemd/system/"):
