@@ -45,26 +45,20 @@ from ansible_collections.floatip.ha.plugins.module_utils.layout import build_lay
 def cluster_model(
     network: object,
     nodes: Iterable[tuple[str, object]],
-    vip_pool: object = None,
-    vips_per_node: object = None,
-    vip_backend: object = None,
-    firewall: object = None,
-    admin_networks: object = None,
+    *,
     vrid_base: object = None,
     services: object = None,
     check_interval: object = None,
     hide_headers: object = None,
+    **description: object,
 ) -> dict:
-    """The whole model, or ModelError naming the variable at fault."""
-    model = build_model(
-        network,
-        nodes,
-        vip_pool=vip_pool,
-        vips_per_node=vips_per_node,
-        vip_backend=vip_backend,
-        firewall=firewall,
-        admin_networks=admin_networks,
-    )
+    """The whole model, or ModelError naming the variable at fault.
+
+    ``description`` is what ``cluster.build_model`` reads (vip_pool,
+    vips_per_node, vip_backend, firewall, admin_networks); the rest are the
+    layout's and the services' inputs.
+    """
+    model = build_model(network, nodes, **description)
     model["pool"] = list(model["vips"])
     model["spare"] = []
     model["vrid_base"] = None
