@@ -235,8 +235,10 @@ def check_services(
     """The service contract: every service of ``haproxy_services`` checked
     and normalised, the same for every node (no servers, no passwords: a
     service's ``auth_users`` are its users' names). Nginx, postfix, the
-    operations playbooks and HAProxy's own plan all read these records."""
-    if services is None:
+    operations playbooks and HAProxy's own plan all read these records.
+    None or an empty list is a cluster without services (the haproxy role's
+    plan, ``node_plan``, refuses that)."""
+    if services is None or (isinstance(services, list) and not services):
         return []
     if isinstance(services, (str, Mapping)) or not isinstance(services, Sequence) or not services:
         # The type only: a mapping given by mistake may hold passwords.

@@ -4,7 +4,8 @@
 # Private to the floatip.ha collection: the interface may change at any time.
 """The cluster model, whole: what every role and playbook reads.
 
-The role floatip.ha.cluster computes it once per play, as the fact
+The role floatip.ha.cluster computes it at the start of every role and
+playbook (a dependency of each, allow_duplicates), as the fact
 ``cluster_model``, from the inventory's variables; every default of the
 model is in the modules it calls (cluster.py for the inventory's
 description and the model's own defaults, layout.py for the VIP layout, haproxy_config.py for the

@@ -73,15 +73,28 @@ def test_every_default_is_in_the_spec_with_the_same_value(role: str) -> None:
 
 
 def test_the_models_defaults_in_the_spec_are_the_pythons() -> None:
-    """The spec documents the defaults; the code that applies them is plugins/module_utils (cluster.py, haproxy_config.py)."""
+    """The spec documents the defaults (not as default:, which would refuse a null); the code that applies them is
+    plugins/module_utils (cluster.py, haproxy_config.py)."""
     spec = entry("cluster")
-    assert spec["floatip_vip_backend"]["default"] == cluster.DEFAULT_VIP_BACKEND
+
+    def documented(key: str) -> object:
+        return yaml.safe_load(spec[key]["description"].split("Default (null or unset) V(", 1)[1].rsplit(")", 1)[0])
+
+    assert not [key for key, option in spec.items() if "default" in option]
+    assert documented("floatip_vip_backend") == cluster.DEFAULT_VIP_BACKEND
     assert spec["floatip_vip_backend"]["choices"] == list(cluster.VIP_BACKENDS)
-    assert spec["floatip_vips_per_node"]["default"] == cluster.DEFAULT_VIPS_PER_NODE
-    assert spec["floating_ip_vrid_base"]["default"] == cluster.DEFAULT_VRID_BASE
-    assert spec["floatip_firewall"]["default"] is True
-    assert spec["haproxy_check_interval"]["default"] == haproxy_config.DEFAULT_CHECK_INTERVAL
-    assert spec["haproxy_hide_response_headers"]["default"] == list(haproxy_config.DEFAULT_HIDDEN_HEADERS)
+    assert documented("floatip_vips_per_node") == cluster.DEFAULT_VIPS_PER_NODE
+    assert documented("floating_ip_vrid_base") == cluster.DEFAULT_VRID_BASE
+    assert documented("floatip_firewall") is True
+    assert documented("haproxy_check_interval") == haproxy_config.DEFAULT_CHECK_INTERVAL
+    assert documented("haproxy_hide_response_headers") == list(haproxy_config.DEFAULT_HIDDEN_HEADERS)
+
+
+def test_null_is_unset_for_every_input_of_the_model() -> None:
+    # An inventory may null an input to unset it (floatip_vips_per_node for a
+    # heartbeat pair); the backend keeps its choices, the network is required.
+    nulls = {key: None for key in entry("cluster") if key not in ("floatip_network", "floatip_vip_backend")}
+    assert ArgumentSpecValidator(entry("cluster")).validate({**MODEL, **nulls}).error_messages == []
 
 
 def test_the_haproxy_services_schema_is_the_one_the_checks_know() -> None:

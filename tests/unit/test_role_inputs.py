@@ -35,7 +35,7 @@ SERVICES = [
     {"name": "web", "mode": "http", "port": 80, "server_port": 5080, "check_path": "/check.txt"},
 ]
 # The inventory's variables that are the model's (floatip.ha.cluster checks
-# them, once per play), by the name of cluster_model's argument.
+# them first, in one place), by the name of cluster_model's argument.
 MODEL_INPUTS = {"haproxy_services": "services", "floating_ip_vrid_base": "vrid_base",
                 "haproxy_check_interval": "check_interval", "haproxy_hide_response_headers": "hide_headers"}
 
