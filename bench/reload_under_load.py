@@ -44,15 +44,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _results import (NotMeasured, cell, count, figure_label, handle_signals, haproxy_binary, ignore_signals, load_average, load_line, log,
-                      machine, machine_line, measured, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+from _results import (NotMeasured, cell, count, figure_label, handle_signals, ignore_signals, load_average, load_line, log, machine,
+                      machine_line, measured, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from floatip_testing.haproxy import HAProxyError, LocalHAProxy, free_port, haproxy_binary, haproxy_version, query, socket_dir
 
 NAME = "reload_under_load"
 
@@ -213,44 +213,6 @@ def worker_main(spec_text: str) -> int:
 # --- processes --------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def query(path: str, command: str, timeout: float = 5.0) -> str:
-    """One command to a unix CLI socket (admin or master), non-interactive: the answer up to the close."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        # The master CLI keeps the connection open for more commands until
-        # the client's side is closed.
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return b"".join(chunks).decode(errors="replace")
-            chunks.append(data)
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is pid (a haproxy master's workers, old and new)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def get_ok(port: int) -> bool:
     return one_request(port, 1.0) == "ok"
 
@@ -263,66 +225,10 @@ def wait_until(check: Any, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-class HAProxy:
-    """A haproxy daemon from a configuration; master-worker with a master CLI when master is true."""
-
-    def __init__(self, binary: str, directory: Path, name: str, config: str, master: bool) -> None:
-        self.binary = binary
-        self.config = directory / f"{name}.cfg"
-        self.config.write_text(config, encoding="utf-8")
-        self.pidfile = directory / f"{name}.pid"
-        self.master_socket = str(directory / "master.sock") if master else None
-        self.pid: int | None = None
-
-    def argv(self) -> list[str]:
-        extra = ["-W", "-S", self.master_socket] if self.master_socket else []
-        return [self.binary, *extra, "-D", "-f", str(self.config), "-p", str(self.pidfile)]
-
-    def start(self) -> None:
-        done = subprocess.run(self.argv(), capture_output=True, text=True, timeout=30, check=False)
-        if self.pidfile.exists():
-            self.pid = int(self.pidfile.read_text(encoding="ascii").split()[0])
-        if done.returncode != 0 or self.pid is None:
-            raise BenchError(f"haproxy -f {self.config.name} did not start (rc {done.returncode}): {done.stderr.strip()}")
-
-    def stop(self) -> list[int]:
-        """The master (or daemon) and every child it has, by pid; the pids that would not stop."""
-        if self.pid is None:
-            return []
-        pid, self.pid = self.pid, None
-        workers = children(pid)
-        stuck = [] if stop_pid(pid) else [pid]
-        # A worker follows its master out; one that did not is stopped by its pid.
-        for worker in workers:
-            if not stop_pid(worker, grace=2.0):
-                stuck.append(worker)
-        return stuck
-
-    def show_proc(self) -> dict[str, Any]:
-        """The master CLI's show proc: the master's reload count, the current and the old workers."""
-        if self.master_socket is None:
-            raise BenchError(f"{self.config.name}: not master-worker, no master CLI")
-        text = query(self.master_socket, "show proc")
-        result: dict[str, Any] = {"reloads": None, "workers": [], "old_workers": []}
-        section = "master"
-        for line in text.splitlines():
-            if line.startswith("# workers"):
-                section = "workers"
-            elif line.startswith("# old workers"):
-                section = "old_workers"
-            elif line and not line.startswith("#"):
-                fields = line.split()
-                if section == "master" and len(fields) > 2 and fields[1] == "master":
-                    result["reloads"] = int(fields[2])
-                elif section != "master" and fields[0].isdigit():
-                    result[section].append(int(fields[0]))
-        return result
-
-
 class Reloader(threading.Thread):
     """Reloads the front haproxy every second, as the role's ExecReload lines do; records each reload."""
 
-    def __init__(self, front: HAProxy, admin_socket: str, state_file: Path, start: float, count: int) -> None:
+    def __init__(self, front: LocalHAProxy, admin_socket: str, state_file: Path, start: float, count: int) -> None:
         super().__init__(daemon=True)
         self.front = front
         self.admin_socket = admin_socket
@@ -354,20 +260,15 @@ class Reloader(threading.Thread):
                 record["workers_before"] = procs["workers"]
                 record["old_workers_before"] = len(procs["old_workers"])
                 record["master_reloads_before"] = procs["reloads"]
-                checked = subprocess.run([self.front.binary, "-W", "-f", str(self.front.config), "-c", "-q"],
-                                         capture_output=True, text=True, timeout=30, check=False)
-                if checked.returncode != 0:
-                    raise BenchError(f"haproxy -c refused the configuration: {checked.stderr.strip()}")
+                self.front.check_config()
                 record["check_ms"] = round((time.monotonic() - before) * 1000, 1)
                 saving = time.monotonic()
                 self.save_state()
                 record["save_ms"] = round((time.monotonic() - saving) * 1000, 1)
-                if self.front.pid is None:
-                    raise BenchError("the front haproxy is not running")
-                os.kill(self.front.pid, signal.SIGUSR2)
+                self.front.reload()
                 record["t_s"] = round(time.monotonic() - self.start_at, 4)
                 self.reloads.append(record)
-        except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        except (BenchError, HAProxyError, OSError, subprocess.SubprocessError) as exc:
             self.error = str(exc)
 
 
@@ -591,7 +492,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 # --- main -------------------------------------------------------------------
 
 
-def check_reloads(report: dict[str, Any], phase: dict[str, Any], front: HAProxy) -> None:
+def check_reloads(report: dict[str, Any], phase: dict[str, Any], front: LocalHAProxy) -> None:
     """Every reload made a new worker: the master counts them and each one's worker pid is new."""
     reloads = phase["reloads"]
     after = front.show_proc()
@@ -636,17 +537,19 @@ def main() -> int:
         "complete": False,
     }
     status = 0
-    directory = Path(tempfile.mkdtemp(prefix="floatip-reload-"))  # short: a unix socket path stays under 108 bytes
+    directory = socket_dir("floatip-reload-")
     processes: list[subprocess.Popen[str]] = []
-    daemons: list[HAProxy] = []
+    daemons: list[LocalHAProxy] = []
     try:
         binary = haproxy_binary()
-        words = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10, check=False).stdout.split()
-        report["haproxy"] = f"HAProxy {words[2]}" if len(words) > 2 else "HAProxy"
+        version = haproxy_version(binary)
+        report["haproxy"] = f"HAProxy {version}" if version else "HAProxy"
         ports = {"front": free_port(), "app1": free_port(), "app2": free_port()}
         report["ports"] = ports
-        backend = HAProxy(binary, directory, "backend", BACKEND_CONFIG.format(dir=directory, **ports), master=False)
-        front = HAProxy(binary, directory, "front", FRONT_CONFIG.format(dir=directory, **ports), master=True)
+        backend = LocalHAProxy(directory, BACKEND_CONFIG.format(dir=directory, **ports), name="backend",
+                               admin_socket="backend.sock", binary=binary)
+        front = LocalHAProxy(directory, FRONT_CONFIG.format(dir=directory, **ports), name="front", master=True,
+                             binary=binary)
         daemons += [backend, front]
         backend.start()
         wait_until(lambda: get_ok(ports["app1"]) and get_ok(ports["app2"]), "the backend haproxy did not answer")
@@ -655,7 +558,7 @@ def main() -> int:
         log(f"reload_under_load: {report['haproxy']}, front master pid {front.pid}, port {ports['front']}")
 
         report["phases"].append(run_phase("anchor (no reload)", ports["front"], args, args.anchor, None, processes))
-        reload = {"front": front, "socket": str(directory / "admin.sock"), "state_file": directory / "server-state"}
+        reload = {"front": front, "socket": front.admin, "state_file": directory / "server-state"}
         phase = run_phase("reload every second", ports["front"], args, args.duration, reload, processes)
         report["phases"].append(phase)
         check_reloads(report, phase, front)
@@ -668,7 +571,7 @@ def main() -> int:
                                        f"{LATE_MS:.0f} ms after their slot (up to {entry['max_late_ms']:.0f} ms): "
                                        "the load generator lagged")
         report["complete"] = True
-    except (BenchError, OSError, ValueError, subprocess.SubprocessError) as exc:
+    except (BenchError, HAProxyError, OSError, ValueError, subprocess.SubprocessError) as exc:
         status = 1
         report["notes"].append(f"FAILED: {exc}")
         log(f"FAILED: {exc}")

@@ -37,19 +37,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _results import (cell, figure_label, handle_signals, haproxy_binary, ignore_signals, link_collection, load_average, load_line, log,
-                      machine, machine_line, measured, note_lines, now, pyplot, read, save_figure, stop_pid, write, write_and_print)
+from _results import (cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, load_line, log, machine,
+                      machine_line, measured, note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from floatip_testing.haproxy import HAProxyError, LocalHAProxy, free_port, haproxy_version, query, socket_dir
 
 NAME = "runtime_api"
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,25 +124,12 @@ def on_signal(signum: int, _frame: object) -> None:
 # --- haproxy ----------------------------------------------------------------
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (it was free a moment ago; the servers are never connected to)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def query(path: str, command: str) -> str:
-    """One command in the runtime API's non-interactive mode, without the collection's code."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return b"".join(chunks).decode()
-            chunks.append(data)
+def haproxy_config(directory: Path) -> str:
+    """The configuration above: the 100 servers at a loopback port nothing listens on (it was free a moment ago;
+    the servers are never connected to)."""
+    port = free_port()
+    servers = "\n".join(f"    server {name} 127.0.0.1:{port}" for name in SERVERS)
+    return CONFIG.format(dir=directory, backend=BACKEND, servers=servers)
 
 
 def admin_states(path: str) -> dict[str, int]:
@@ -168,47 +154,6 @@ def verify(path: str, wanted: str, after: str) -> None:
     if wrong:
         sample = ", ".join(f"{name}={bits}" for name, bits in list(wrong.items())[:5])
         raise BenchError(f"after {after}: {len(wrong)} of 100 servers are not {wanted} (srv_admin_state {sample})")
-
-
-class HAProxy:
-    """A haproxy daemon on the configuration above, stopped by its pid."""
-
-    def __init__(self, directory: Path) -> None:
-        self.binary = haproxy_binary()
-        self.socket = str(directory / "admin.sock")
-        self.config = directory / "haproxy.cfg"
-        self.pidfile = directory / "haproxy.pid"
-        self.pid: int | None = None
-        port = closed_port()
-        servers = "\n".join(f"    server {name} 127.0.0.1:{port}" for name in SERVERS)
-        self.config.write_text(CONFIG.format(dir=directory, backend=BACKEND, servers=servers), encoding="utf-8")
-
-    def start(self) -> None:
-        done = subprocess.run([self.binary, "-D", "-f", str(self.config), "-p", str(self.pidfile)],
-                              capture_output=True, text=True, timeout=30, check=False)
-        if self.pidfile.exists():
-            self.pid = int(self.pidfile.read_text(encoding="ascii").split()[0])
-        if done.returncode != 0:
-            raise BenchError(f"haproxy did not start (rc {done.returncode}): {done.stderr.strip()}")
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.socket):
-            if time.monotonic() > deadline:
-                raise BenchError(f"haproxy did not open {self.socket} within 10 s")
-            time.sleep(0.05)
-
-    def version(self) -> str:
-        """``HAProxy 2.6.12-1+deb12u4`` from the first line of ``haproxy -v``."""
-        done = subprocess.run([self.binary, "-v"], capture_output=True, text=True, timeout=10, check=False)
-        words = done.stdout.split()
-        return f"HAProxy {words[2]}" if len(words) > 2 and words[1] == "version" else "HAProxy (version unknown)"
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s."""
-        if self.pid is None:
-            return
-        pid, self.pid = self.pid, None
-        if not stop_pid(pid):
-            log(f"haproxy {pid} did not stop")
 
 
 # --- the playbooks ----------------------------------------------------------
@@ -425,27 +370,30 @@ def main() -> int:
         "complete": False,
     }
     status = 0
-    directory = Path(tempfile.mkdtemp(prefix="floatip-rtapi-"))  # short: a unix socket path stays under 108 bytes
+    directory = socket_dir("floatip-rtapi-")
     haproxy = None
     try:
-        haproxy = HAProxy(directory)
-        report["haproxy"] = haproxy.version()
+        haproxy = LocalHAProxy(directory, haproxy_config(directory))
+        version = haproxy_version(haproxy.binary)
+        report["haproxy"] = f"HAProxy {version}" if version else "HAProxy (version unknown)"
         haproxy.start()
         report["haproxy_show_info_version"] = next(
-            (line.split(":", 1)[1].strip() for line in query(haproxy.socket, "show info").splitlines()
+            (line.split(":", 1)[1].strip() for line in query(haproxy.admin, "show info").splitlines()
              if line.startswith("Version:")), None)
         log(f"runtime_api: {report['haproxy']}, 100 servers, {args.repeats} repeats")
-        playbooks = write_playbooks(directory, haproxy.socket)
-        measure(report, playbooks, haproxy.socket, args.repeats, start)
+        playbooks = write_playbooks(directory, haproxy.admin)
+        measure(report, playbooks, haproxy.admin, args.repeats, start)
         report["complete"] = not report["notes"]
-    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+    except (BenchError, HAProxyError, OSError, subprocess.SubprocessError) as exc:
         status = 1
         report["notes"].append(f"FAILED: {exc}")
         log(f"FAILED: {exc}")
     finally:
         ignore_signals()
         if haproxy is not None:
-            haproxy.stop()
+            stuck = haproxy.stop()
+            if stuck:
+                log(f"haproxy {stuck} did not stop")
         shutil.rmtree(directory, ignore_errors=True)
     report.setdefault("haproxy", "haproxy (not started)")
     report["machine"]["load_end"] = load_average()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from floatip_testing import haproxy as floatip_haproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
@@ -88,8 +88,8 @@ def fixture_ansible_inventory() -> Callable[[Path], dict]:
 def haproxy_binary() -> str:
     """The control machine's haproxy, which the HAProxy tests run for real: a
     missing one fails them (it is a prerequisite, never a reason to skip)."""
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    found = shutil.which("haproxy", path=path)
-    if not found:
-        pytest.fail("haproxy is not installed on this machine; these tests run a real one: run 'lab/host-setup.sh packages'")
+    try:
+        found = floatip_haproxy.haproxy_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc} (these tests run a real one)")
     return found

@@ -3,12 +3,13 @@
 Each test starts its own haproxy (the Debian package's binary, 2.6) as a
 daemon from a configuration in a temporary directory, with an admin unix
 socket, an admin TCP socket and a user-level unix socket, and stops it by its
-pid afterwards. The servers point at a loopback listener run by the tests,
-which holds every connection until its client closes it, so that a session
-opened through HAProxy's frontend stays on the server until the test closes
-it. The modules run as Ansible runs them: a Python process with the module
-arguments as JSON on stdin. What HAProxy really did is read back from the
-admin socket independently of the collection's code.
+pid afterwards (floatip_testing.haproxy's LocalHAProxy). The servers point at
+a loopback listener run by the tests, which holds every connection until its
+client closes it, so that a session opened through HAProxy's frontend stays on
+the server until the test closes it. The modules run as Ansible runs them: a
+Python process with the module arguments as JSON on stdin. What HAProxy really
+did is read back from the admin socket (floatip_testing.haproxy's query)
+independently of the collection's code.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import socketserver
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import haproxy_binary
+from floatip_testing.haproxy import LocalHAProxy, free_port, query, socket_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
@@ -80,35 +80,6 @@ backend sticky
 BACKENDS = "web, api, shop, mirror, sticky"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _query(path: str, command: str) -> str:
-    """One command in HAProxy's non-interactive mode, without the collection's client."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return b"".join(chunks).decode()
-            chunks.append(data)
-
-
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting for a reaper that is not us counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 class _Hold(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         # Keep the connection until the other side closes it.
@@ -142,28 +113,22 @@ def fixture_listener() -> Iterator[Listener]:
     listener.close()
 
 
-class HAProxy:
-    """A haproxy started from CONFIG, its sockets, and runners for the two modules."""
+class HAProxy(LocalHAProxy):
+    """A haproxy on CONFIG (admin socket admin.sock), its other sockets, and runners for the two modules."""
 
-    def __init__(self, binary: str, directory: Path, up_port: int) -> None:
-        self.dir = directory
+    def __init__(self, directory: Path, up_port: int) -> None:
         self.up_port = up_port
-        self.admin = str(directory / "admin.sock")
         self.user = str(directory / "user.sock")
-        self.admin_port = _free_port()
-        self.shop_port = _free_port()
-        self.down_port = _free_port()
-        self.config = directory / "haproxy.cfg"
-        self.config.write_text(CONFIG.format(dir=directory, admin_port=self.admin_port, shop_port=self.shop_port,
-                                             up_port=up_port, down_port=self.down_port), encoding="utf-8")
-        self.pidfile = directory / "haproxy.pid"
-        self.pid: int | None = None
+        self.admin_port = free_port()
+        self.shop_port = free_port()
+        self.down_port = free_port()
         self._runs = 0
-        done = subprocess.run([binary, "-D", "-f", str(self.config), "-p", str(self.pidfile)],
-                              capture_output=True, text=True, timeout=30, check=False)
-        if self.pidfile.exists():
-            self.pid = int(self.pidfile.read_text(encoding="ascii").split()[0])
-        assert done.returncode == 0, f"haproxy did not start: {done.stderr}"
+        super().__init__(directory, CONFIG.format(dir=directory, admin_port=self.admin_port, shop_port=self.shop_port,
+                                                  up_port=up_port, down_port=self.down_port), binary=haproxy_binary())
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Started, and its health checks settled."""
+        super().start(timeout)
         self._settle()
 
     def _settle(self) -> None:
@@ -181,28 +146,17 @@ class HAProxy:
                 pytest.fail(f"haproxy's health checks did not settle in 10 s: {self.stats()}")
             time.sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s; never longer."""
-        if self.pid is None:
-            return
-        pid, self.pid = self.pid, None
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                if _gone(pid):
-                    return
-                time.sleep(0.02)
-        raise AssertionError(f"haproxy {pid} did not stop")
+    def stop(self) -> list[int]:
+        """SIGTERM, then SIGKILL after 5 s; never longer: a haproxy that would not stop fails the test."""
+        stuck = super().stop()
+        assert not stuck, f"haproxy {stuck} did not stop"
+        return stuck
 
     # --- what HAProxy says, read without the collection's code -------------
 
     def stats(self) -> dict:
         """(backend, server) -> show stat row of the servers."""
-        lines = _query(self.admin, "show stat -1 4 -1").splitlines()
+        lines = query(self.admin, "show stat -1 4 -1").splitlines()
         header = lines[0][2:].split(",")
         return {(row["pxname"], row["svname"]): row
                 for row in (dict(zip(header, line.split(","))) for line in lines[1:] if line)}
@@ -215,7 +169,7 @@ class HAProxy:
 
     def servers_state(self) -> dict:
         """(backend, server) -> (srv_admin_state, srv_uweight), the values the module manages."""
-        lines = _query(self.admin, "show servers state").splitlines()
+        lines = query(self.admin, "show servers state").splitlines()
         header = lines[1][2:].split()
         rows = (dict(zip(header, line.split())) for line in lines[2:] if line)
         return {(row["be_name"], row["srv_name"]): (int(row["srv_admin_state"]), int(row["srv_uweight"])) for row in rows}
@@ -224,7 +178,7 @@ class HAProxy:
         return self.servers_state()[(backend, server)][1]
 
     def send(self, command: str) -> None:
-        answer = _query(self.admin, command).strip()
+        answer = query(self.admin, command).strip()
         assert answer == "", f"{command}: {answer}"
 
     def wait_sessions(self, backend: str, server: str, count: int) -> None:
@@ -244,10 +198,10 @@ class HAProxy:
     def _payload(self, args: dict, check: bool, diff: bool) -> str:
         return json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=diff)})
 
-    def start(self, module: str, args: dict, check: bool = False, diff: bool = False) -> subprocess.Popen:
+    def start_module(self, module: str, args: dict, check: bool = False, diff: bool = False) -> subprocess.Popen:
         """The module started, its arguments on stdin from a file (so that it can run while the test acts)."""
         self._runs += 1
-        args_file = self.dir / f"args-{self._runs}.json"
+        args_file = self.directory / f"args-{self._runs}.json"
         args_file.write_text(self._payload(args, check, diff), encoding="utf-8")
         with open(args_file, encoding="utf-8") as stdin:
             return subprocess.Popen([sys.executable, "-m", module], stdin=stdin, stdout=subprocess.PIPE,
@@ -270,29 +224,24 @@ class HAProxy:
 
     def server(self, check: bool = False, diff: bool = False, **args: object) -> dict:
         """Run haproxy_server; the admin unix socket unless given."""
-        return self.finish(self.start(SERVER_MODULE, dict({"socket": self.admin}, **args), check, diff))
+        return self.finish(self.start_module(SERVER_MODULE, dict({"socket": self.admin}, **args), check, diff))
 
     def info(self, check: bool = False, **args: object) -> dict:
-        return self.finish(self.start(INFO_MODULE, dict({"socket": self.admin}, **args), check, False))
+        return self.finish(self.start_module(INFO_MODULE, dict({"socket": self.admin}, **args), check, False))
 
 
 @pytest.fixture(name="hx")
 def fixture_hx(listener: Listener) -> Iterator[HAProxy]:
-    binary = haproxy_binary()
-    # Not pytest's tmp_path: a unix socket path must stay under 108 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="floatip-hx-"))
-    haproxy = None
+    directory = socket_dir("floatip-hx-")
     try:
-        haproxy = HAProxy(binary, directory, listener.port)
-        yield haproxy
-    finally:
-        if haproxy is not None:
+        haproxy = HAProxy(directory, listener.port)
+        try:
+            haproxy.start()
+            yield haproxy
+        finally:
+            # Also when it started but failed to settle or answer.
             haproxy.stop()
-        else:
-            # Started but failed to settle or answer: its pid file says what to stop.
-            pidfile = directory / "haproxy.pid"
-            if pidfile.exists():
-                os.kill(int(pidfile.read_text(encoding="ascii").split()[0]), signal.SIGKILL)
+    finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -429,8 +378,8 @@ def test_inherited_maintenance_cannot_be_set(hx: HAProxy) -> None:
 def test_wait_until_drained_with_a_session_held(hx: HAProxy) -> None:
     client = hx.open_session()
     started = time.monotonic()
-    proc = hx.start(SERVER_MODULE, {"socket": hx.admin, "backend": "shop", "servers": "app1", "state": "drain",
-                                    "wait": True, "wait_timeout": 20, "wait_interval": 0.1}, False, False)
+    proc = hx.start_module(SERVER_MODULE, {"socket": hx.admin, "backend": "shop", "servers": "app1", "state": "drain",
+                                           "wait": True, "wait_timeout": 20, "wait_interval": 0.1}, False, False)
     try:
         # Drained at once, but the session is still there: the module must be waiting.
         deadline = time.monotonic() + 10
@@ -477,8 +426,8 @@ def test_drain_wait_on_a_server_without_sessions_returns_at_once(hx: HAProxy) ->
 
 def test_wait_until_up_waits_for_the_health_check(hx: HAProxy) -> None:
     # api/app3 is ready but DOWN: nothing listens on its port until the test starts a listener there.
-    proc = hx.start(SERVER_MODULE, {"socket": hx.admin, "backend": "api", "servers": "app3", "state": "ready",
-                                    "wait": True, "wait_timeout": 20, "wait_interval": 0.1}, False, False)
+    proc = hx.start_module(SERVER_MODULE, {"socket": hx.admin, "backend": "api", "servers": "app3", "state": "ready",
+                                           "wait": True, "wait_timeout": 20, "wait_interval": 0.1}, False, False)
     time.sleep(1.0)
     assert proc.poll() is None, "the module returned while api/app3 was DOWN"
     listener = Listener(hx.down_port)
@@ -522,7 +471,7 @@ def test_tcp_socket(hx: HAProxy) -> None:
 # --- errors ----------------------------------------------------------------
 
 def test_missing_socket(hx: HAProxy) -> None:
-    path = str(hx.dir / "nothing.sock")
+    path = str(hx.directory / "nothing.sock")
     result = hx.server(socket=path, servers="app2", state="drain")
     assert result["msg"] == (f"HAProxy socket {path} does not exist: is haproxy running, with 'stats socket {path} "
                              "level admin' in the global section of haproxy.cfg?")
@@ -530,7 +479,7 @@ def test_missing_socket(hx: HAProxy) -> None:
 
 
 def test_connection_refused(hx: HAProxy) -> None:
-    port = _free_port()
+    port = free_port()
     result = hx.server(socket=f"tcp://127.0.0.1:{port}", servers="app2", state="drain")
     assert result["msg"] == (f"HAProxy refuses connections on tcp://127.0.0.1:{port} (connection refused): is haproxy "
                              "running? A stopped haproxy leaves its socket file behind")
