@@ -11,12 +11,15 @@ numbers with ``cell`` and end with ``note_lines``; ``pyplot`` and
 its rows of the summary (bench/report.py), worded with ``measured``,
 ``count``, ``failed_of`` and ``span``: a figure the report lacks reads
 ``not measured``. The rest are helpers the benchmarks repeat: a log line,
-signals around the cleanup, the collection link under .build, the haproxy
-binary, and stopping a process by its pid.
+signals around the cleanup, the collection link under .build. A local
+haproxy (its binary, its runtime API, stopping it by pid) is
+floatip_testing.haproxy's.
 
 Just functions, no framework: the scripts import them from ``_results``
 (they run from bench/, which Python puts first on the path). Standard
-library and matplotlib only.
+library and matplotlib only. Importing it also puts tests/ on the path, for
+what the benchmarks share with the tests: the package floatip_testing (the
+lab's containers, the real-client load, playbook runs, HAProxy).
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 RESULTS = ROOT / "bench" / "results"
 COLLECTIONS = ROOT / ".build" / "collections"
 
@@ -210,35 +214,3 @@ def link_collection() -> None:
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath(ROOT, link.parent), link)
-
-
-def haproxy_binary() -> str:
-    """The machine's haproxy, also when /usr/sbin is not on PATH; FileNotFoundError without one."""
-    found = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
-    if not found:
-        raise FileNotFoundError("haproxy is not installed on this machine: run 'lab/host-setup.sh packages'")
-    return found
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def stop_pid(pid: int, grace: float = 5.0) -> bool:
-    """SIGTERM, then SIGKILL after grace seconds; True when the process is gone."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if gone(pid):
-                return True
-            time.sleep(0.02)
-    return gone(pid)

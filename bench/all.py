@@ -26,7 +26,8 @@ with ``--readme FILE`` the figures between FILE's bench markers.
 Bounded: a step still running at ``--deadline`` seconds (1680) from the
 start gets SIGTERM, upon which it removes its lab and writes what it has
 measured; SIGKILL follows 120 s later, and then the lab's removal is done
-here (``failover_gap.py --down``, ``molecule destroy``). SIGINT or SIGTERM
+here (``failover_gap.py --down``, ``rolling_maintenance.py --down``, ``molecule
+destroy`` for config_sync). SIGINT or SIGTERM
 to this script goes to the running steps the same way.
 
 Run: make bench   (or: .venv/bin/python bench/all.py [--readme README.md] [--only failover_gap,...])
@@ -80,7 +81,7 @@ def stages() -> list[list[list[Step]]]:
         [[Step("vip_layout"), Step("runtime_api"), Step("reload_under_load")]],
         [[Step("failover_gap", cleanup=[PYTHON, str(BENCH / "failover_gap.py"), "--down"])],
          [Step("config_sync", cleanup=[molecule, "destroy", "-s", "config_sync"], measure_after="failover_gap"),
-          Step("rolling_maintenance", cleanup=[molecule, "destroy", "-s", "cluster"])]],
+          Step("rolling_maintenance", cleanup=[PYTHON, str(BENCH / "rolling_maintenance.py"), "--down"])]],
     ]
 
 

@@ -4,10 +4,13 @@ The lab is the Molecule scenario molecule/config_sync (a repository host,
 three nodes with HAProxy and keepalived, a client that is the committer's
 workstation), brought up with ``molecule converge`` and removed with
 ``molecule destroy`` at the end, also on failure. Its names and addresses
-are read from the scenario's molecule.yml.
+are read from the scenario's molecule.yml (its inventory), its VIPs computed
+from them by the collection's model.
 
 The client keeps sending HTTP requests to every VIP in turn, one at a time,
-a new connection each (the scenario's load.py). Meanwhile it pushes
+a new connection each, with no retry (floatip_testing's load; the pushed
+probe file and its poller are floatip_testing.probes, as in the scenario's
+checks). Meanwhile it pushes
 --pushes changes to the central repository, each --gap seconds after the
 last was served everywhere (longer than the scenario's health watch of
 6 s: a push that lands while a node still watches the previous revision
@@ -48,16 +51,21 @@ from typing import Any
 
 import yaml
 
-from _results import (ROOT, Interrupted, cell, failed_of, figure_label, handle_signals, ignore_signals, link_collection, load_average,
+from _results import (COLLECTIONS, ROOT, Interrupted, cell, failed_of, figure_label, handle_signals, ignore_signals, link_collection, load_average,
                       load_line, log, machine, machine_line, measured, molecule, note_lines, now, pyplot, read, save_figure, span, write,
                       write_and_print)
+from floatip_testing import load as client_load
+from floatip_testing.lab import DockerError
+from floatip_testing.probes import PROBE, PROBE_PORT, SERVED
+
+sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.floatip.ha.plugins.module_utils.cluster import build_model  # noqa: E402  pylint: disable=wrong-import-position
 
 NAME = "config_sync"
 SCENARIO = "config_sync"
 SCENARIO_DIR = ROOT / "molecule" / SCENARIO
 TARGET_S = 5.0
 WORK = "/root/bench-work"
-sys.path.insert(0, str(SCENARIO_DIR / "tests"))
 
 
 def lab() -> dict[str, Any]:
@@ -73,7 +81,8 @@ def lab() -> dict[str, Any]:
         "nodes": names["floatip_nodes"],
         "client": names["floatip_clients"][0],
         "address": {name: host_vars[name]["floatip_address"] for name in host_vars},
-        "pool": group_vars["floatip_vip_pool"],
+        "vips": build_model(group_vars["floatip_network"], [(name, host_vars[name]["floatip_address"]) for name in names["floatip_nodes"]],
+                            vip_pool=group_vars["floatip_vip_pool"])["vips"],
         "web_port": web["port"],
         "repository": group_vars.get("config_sync_repository", "/srv/floatip-config/config"),
     }
@@ -87,48 +96,18 @@ def on_client(client: str, command: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def vips(pool: list[str]) -> list[str]:
-    """The VIPs of the pool's ranges (first-last on one /24)."""
-    out = []
-    for entry in pool:
-        first, _dash, last = entry.partition("-")
-        prefix, start = first.rsplit(".", 1)
-        end = last.rsplit(".", 1)[1] if last else start
-        out += [f"{prefix}.{n}" for n in range(int(start), int(end) + 1)]
-    return out
-
-
 def load_phase(spec: dict[str, Any], seconds: float | None, during=None) -> dict[str, Any]:
-    """The load on every VIP for ``seconds`` or while ``during()`` runs; its counts."""
-    client = spec["client"]
-    on_client(client, "rm -f /root/load.stop /root/load.json")
-    subprocess.run(["docker", "exec", "-d", client, "sh", "-c",
-                    f"python3 /root/load.py /root/load.stop {spec['web_port']} {' '.join(vips(spec['pool']))} > /root/load.json"],
-                   check=True, timeout=30)
-    began = time.monotonic()
-    result: dict[str, Any] = {}
-    try:
-        time.sleep(1)
+    """The load on every VIP (HTTP, a new connection each, no retry) for ``seconds`` or while ``during()`` runs; its counts."""
+    with client_load.running(spec["client"], spec["vips"], port=spec["web_port"], mail_every=0, timeout=3) as result:
         if during is not None:
             result["pushes"] = during()
         else:
             time.sleep(seconds or 0)
-    finally:
-        on_client(client, "touch /root/load.stop")
-        deadline = time.monotonic() + 30
-        out = ""
-        while not out.strip() and time.monotonic() < deadline:
-            time.sleep(0.3)
-            out = on_client(client, "cat /root/load.json")
-    result.update(json.loads(out) if out.strip() else {"ok": 0, "failed": -1, "errors": ["the load did not report"]})
-    result["seconds"] = round(time.monotonic() - began, 1)
     return result
 
 
 def pushes(spec: dict[str, Any], count: int, gap: float, done: list[dict[str, Any]]) -> None:
     """Push ``count`` changes, appending each one's times to ``done`` as it is served (kept when stopped midway)."""
-    from probes import PROBE, PROBE_PORT, SERVED  # the scenario's probe file and poller, one definition
-
     client = spec["client"]
     addresses = [spec["address"][node] for node in spec["nodes"]]
     for index in range(count):
@@ -269,7 +248,6 @@ def main() -> int:
     status = 0
     try:
         molecule(SCENARIO, "converge", timeout=1200)
-        subprocess.run(["docker", "cp", str(SCENARIO_DIR / "load.py"), f"{spec['client']}:/root/load.py"], check=True, timeout=30)
         url = f"ssh://floatip-config@{spec['address'][spec['repo']]}/{spec['repository']}"
         on_client(spec["client"], f"rm -rf {WORK}; hg clone -q {url} {WORK}")
         if args.measure_after:
@@ -281,7 +259,7 @@ def main() -> int:
         phase = load_phase(spec, None, during=lambda: pushes(spec, args.pushes, args.gap, report["pushes"]))
         phase.pop("pushes", None)
         report["load"]["pushes"] = phase
-    except (Interrupted, RuntimeError, subprocess.SubprocessError) as exc:
+    except (Interrupted, RuntimeError, AssertionError, DockerError, subprocess.SubprocessError) as exc:
         report["notes"].append(f"stopped early: {exc}")
         status = 1
     finally:

@@ -1,6 +1,6 @@
 """Benchmark: the gap a client sees on a VIP when the node holding it dies.
 
-A client opens a connection to the VIP every 10 ms (bench/gap_probe.py, run
+A client opens a connection to the VIP every 10 ms (tests/floatip_testing/clients/gap_probe.py, run
 on the client through ``docker exec``); each node's whoami service answers
 with its name. While node1 holds the VIP, the bench freezes it (``docker
 pause``: a hung machine) or kills it (``docker kill``: a power cut), and the
@@ -51,7 +51,6 @@ import json
 import os
 import queue
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,17 +61,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
 from _results import (Interrupted, cell, figure_label, handle_signals, ignore_signals, link_collection, load_average, log, machine, machine_line,
                       note_lines, now, pyplot, read, save_figure, write, write_and_print)
+from floatip_testing import client_script, lab as labs
 
 NAME = "failover_gap"
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 INVENTORY = BENCH / "inventories" / "failover"  # the lab every lane copies
 CONVERGE = BENCH / "playbooks" / "converge.yml"
-PROBE_SOURCE = (BENCH / "gap_probe.py").read_text(encoding="utf-8")
+PROBE_SOURCE = client_script("gap_probe.py").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent  # the virtualenv's ansible-playbook
 
 TARGET_MS = 400.0  # the fast profile's p99 gap must stay under this
@@ -165,29 +163,8 @@ class Lab:
 
 def lane_inventory(index: int, directory: Path) -> Path:
     """The inventory of lane ``index``: the bench lab's, on the ``index``-th
-    /24 after its network and named after it plus the index, every host at
-    the same offset in the new network."""
-    base = yaml.safe_load((INVENTORY / "group_vars" / "all" / "cluster.yml").read_text(encoding="utf-8"))
-    network = ipaddress.ip_network(base["floatip_network"])
-    lane_net = ipaddress.ip_network((int(network.network_address) + index * 256, network.prefixlen))
-    target = directory / f"lane{index}"
-    shutil.copytree(INVENTORY, target, dirs_exist_ok=True)
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text(encoding="utf-8"))
-
-    def move(tree: Any) -> None:
-        if isinstance(tree, dict):
-            for key, value in tree.items():
-                if key == "floatip_address":
-                    tree[key] = str(lane_net.network_address + (int(ipaddress.ip_address(value)) - int(network.network_address)))
-                else:
-                    move(value)
-
-    move(hosts)
-    (target / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False), encoding="utf-8")
-    # Read after cluster.yml in group_vars/all/, so these win.
-    (target / "group_vars" / "all" / "lane.yml").write_text(
-        yaml.safe_dump({"floatip_network": str(lane_net), "floatip_lab_name": f"{base['floatip_lab_name']}{index}"}), encoding="utf-8")
-    return target
+    /24 after its network and named after it plus the index."""
+    return labs.moved_inventory(INVENTORY, directory / f"lane{index}", index)
 
 
 @dataclass
@@ -232,10 +209,7 @@ def run(argv: list[str], timeout: float, check: bool = True) -> subprocess.Compl
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
-    done = run(["docker", *args], timeout=timeout, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)} failed (rc {done.returncode}): {done.stderr.strip()}")
-    return done.stdout.strip()
+    return labs.docker(*args, timeout=timeout, check=check).strip()
 
 
 def playbook(lab: Lab, path: Path, *args: str, timeout: float) -> None:
@@ -265,8 +239,7 @@ def lab_down(lab: Lab) -> None:
     playbook(lab, ROOT / "lab" / "down.yml", timeout=300)
 
 
-def is_paused(container: str) -> bool:
-    return docker("inspect", "--format", "{{.State.Paused}}", container) == "true"
+is_paused = labs.is_paused
 
 
 def holders(lab: Lab, vip: str) -> list[str]:
@@ -332,24 +305,14 @@ def wait_steady(lab: Lab, setting: Setting, vip: str, owner: str, timeout: float
     raise TimeoutError(f"{vip} not steady on {owner} alone within {timeout:.0f} s (held by {seen})")
 
 
-def wait_booted(container: str, timeout: float = 120) -> str:
-    """systemd's state once it has finished booting (running, or degraded)."""
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        done = run(["docker", "exec", container, "systemctl", "is-system-running"], timeout=30, check=False)
-        state = done.stdout.strip()
-        if state in ("running", "degraded"):
-            return state
-        time.sleep(0.3)
-    raise TimeoutError(f"{container} did not finish booting within {timeout:.0f} s (systemd says {state!r})")
+wait_booted = labs.wait_booted
 
 
 # --- the client's probe ---------------------------------------------------
 
 
 class Probe:
-    """bench/gap_probe.py running on the client, its JSON lines read here."""
+    """floatip_testing's clients/gap_probe.py running on the client, its JSON lines read here."""
 
     def __init__(self, lab: Lab, vip: str, before: str, after: str, deadline: float, settle: float = 1.0) -> None:
         argv = ["docker", "exec", "-i", lab.c(lab.client), "python3", "-", vip, str(lab.port), before, after,

@@ -2,12 +2,14 @@
 
 Molecule runs each scenario's tests/ with the scenario's inventory in
 MOLECULE_INVENTORY_FILE; the hosts and their model variables come from it,
-so no check writes an address down a second time.
+so no check writes an address down a second time. What the scenarios share
+with tests/ and bench/ (containers, the load, playbook runs, the clients'
+scripts) is the package floatip_testing (tests/floatip_testing); this file
+maps the scenario's inventory hosts onto it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import subprocess
@@ -19,6 +21,8 @@ from functools import cache
 from pathlib import Path
 
 import testinfra.utils.ansible_runner
+from floatip_testing import client_script, lab, playbook
+from floatip_testing.lab import docker, frozen  # noqa: F401  (the scenarios' checks import them from here)
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO_DIR = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
@@ -65,48 +69,14 @@ def home_layout() -> list[dict]:
             for index, vip in enumerate(cluster["vips"][:len(cluster["nodes"]) * per])]
 
 
-def docker(*args: str, timeout: float = 120) -> str:
-    """Run the docker CLI against the scenario's containers."""
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)
-    return done.stdout
+def ansible_playbook(path: str, *args: str, inventory: str = INVENTORY, timeout: float = 600) -> dict:
+    """Run a playbook of the scenario (a path relative to its folder) against
+    its inventory, as converge does: floatip_testing.playbook's report, with
+    ``rc``, ``failures`` and ``changed``."""
+    return playbook.run(SCENARIO_DIR / path, inventory, args, timeout=timeout)
 
 
-def ansible_playbook(playbook: str, *args: str, inventory: str = INVENTORY, timeout: float = 600) -> dict:
-    """Run a playbook of the scenario against its inventory, as converge does.
-
-    Returns the json callback's report plus ``rc``, ``failures`` (the
-    message of every failed task) and ``changed`` (the sum over hosts).
-    """
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
-    done = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(SCENARIO_DIR / playbook), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
-    report = json.loads(done.stdout)
-    failures = []
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                # A failed loop reports each failed item's message inside.
-                items = [each for each in result.get("results", []) if isinstance(each, dict)]
-                for each in items or [result]:
-                    if each.get("failed"):
-                        # A probe that ran out of retries has no msg: say what it saw.
-                        text = each.get("msg") or f"{task['task']['name']}: rc={each.get('rc')} {each.get('stdout', '')}"
-                        failures.append(" ".join(str(text).split()))
-    report.update(
-        rc=done.returncode,
-        failures=failures,
-        changed=sum(stats["changed"] for stats in report["stats"].values()),
-    )
-    return report
-
-
-PROBE = (Path(__file__).parent / "_shared" / "probe.py").read_text()
+PROBE = client_script("probe.py").read_text(encoding="utf-8")
 
 
 def container(host: str) -> str:
@@ -118,21 +88,19 @@ def container(host: str) -> str:
     return str(name["__ansible_unsafe"] if isinstance(name, dict) else name)
 
 
+def on(host: str, command: str, timeout: float = 120) -> str:
+    """A shell command on an inventory host's container; its output."""
+    return lab.on(container(host), command, timeout)
+
+
 def is_paused(host: str) -> bool:
-    return docker("inspect", "--format", "{{.State.Paused}}", container(host)).strip() == "true"
+    return lab.is_paused(container(host))
 
 
 def holders(address: str, nodes: list[str]) -> list[str]:
     """The nodes that have ``address`` configured now (a frozen node counts
     as holding what it held when it froze, but cannot be asked: skipped)."""
-    held = []
-    for node in nodes:
-        if is_paused(node):
-            continue
-        out = docker("exec", container(node), "ip", "-o", "address", "show")
-        if f" {address}/" in out:
-            held.append(node)
-    return held
+    return [node for node in nodes if lab.holds(container(node), address)]
 
 
 def client_waits_for(client: str, address: str, port: int, want: str, timeout: float) -> float:
@@ -151,72 +119,29 @@ def client_waits_for(client: str, address: str, port: int, want: str, timeout: f
     return float(done.stdout.split()[0])
 
 
-@contextmanager
-def frozen(container: str) -> Iterator[None]:
-    """Pause a container (all its processes stop, as in a hang) and always
-    thaw it on the way out."""
-    docker("pause", container)
-    try:
-        yield
-    finally:
-        if is_paused(container):
-            docker("unpause", container)
+def wait_booted(container_name: str, timeout: float = 120) -> None:
+    """Wait until systemd in the container has started everything, every unit running."""
+    state = lab.wait_booted(container_name, timeout)
+    assert state == "running", f"{container_name} booted {state}: a unit failed (systemctl --failed)"
 
 
 @contextmanager
-def crashed(container: str) -> Iterator[None]:
-    """Kill a container at once (a power cut: nothing is shut down, its
-    addresses vanish with it) and boot it again on the way out, waiting
-    until systemd has started everything."""
-    docker("kill", container)
-    try:
+def crashed(container_name: str) -> Iterator[None]:
+    """Kill a container at once (a power cut) and boot it again on the way
+    out, every unit running (floatip_testing.lab.crashed)."""
+    with lab.crashed(container_name):
         yield
-    finally:
-        docker("start", container)
-        wait_booted(container)
-
-
-def wait_booted(container: str, timeout: float = 120) -> None:
-    """Wait until systemd in ``container`` has started everything.
-
-    Right after a (re)start systemd's bus may not answer yet, so ask again
-    until it says running."""
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        done = subprocess.run(["docker", "exec", container, "systemctl", "is-system-running"],
-                              capture_output=True, text=True, timeout=30, check=False)
-        state = done.stdout.strip()
-        if state == "running":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{container} did not finish booting within {timeout} s (systemd says {state!r})")
 
 
 @contextmanager
 def stranger(beside: str, packages: list[str]) -> Iterator[tuple[str, str]]:
-    """(name, address) of a host on the network of container ``beside`` that
-    no inventory names: in no group, at an address that is no host's and no
-    VIP, with Debian's ``packages`` installed; removed on the way out. It
-    carries the labels of ``beside``, so the scenario's destroy removes it
-    whatever happens."""
-    info = json.loads(docker("inspect", container(beside)))[0]
-    network = next(iter(info["NetworkSettings"]["Networks"]))
+    """(name, address) of a host on the network of ``beside`` that no
+    inventory names: in no group, at an address that is no host's and no VIP
+    (floatip_testing.lab.stranger), removed on the way out."""
     cluster = model()
     taken = {str(hostvars(name).get("floatip_address")) for name in hosts()} | set(cluster["vips"])
-    hosts_of = list(ipaddress.ip_network(cluster["network"]).hosts())
-    # The first host address is the network's gateway.
-    address = next(str(a) for a in reversed(hosts_of[1:]) if str(a) not in taken)
-    name = f"{container(beside)}-stranger"
-    labels = [arg for key, value in info["Config"]["Labels"].items() if key.startswith("floatip.") for arg in ("--label", f"{key}={value}")]
-    docker("run", "-d", "--name", name, "--hostname", name, "--network", network, "--ip", address, *labels,
-           "--entrypoint", "sleep", info["Config"]["Image"], "3600")
-    try:
-        docker("exec", name, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-               f"--no-install-recommends {' '.join(packages)} >/dev/null", timeout=600)
-        yield name, address
-    finally:
-        docker("rm", "-f", name)
+    with lab.stranger(container(beside), taken, cluster["network"], packages) as found:
+        yield found
 
 
 def converge(**extra: object) -> dict:
@@ -261,7 +186,7 @@ def refused_with_nothing_changed(extra_vars: dict, message: str, nodes: list[str
     ``message`` in every failure, report no change, and leave ``path`` as it
     was on every node."""
     def checksums() -> dict[str, str]:
-        return {node: docker("exec", node, "md5sum", path).split()[0] for node in nodes}
+        return {node: docker("exec", container(node), "md5sum", path).split()[0] for node in nodes}
 
     before = checksums()
     run = ansible_playbook(playbook, "-e", json.dumps(extra_vars))

@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from floatip_testing import load as client_load
 
 from conftest import (
     SCENARIO_DIR,
     ansible_playbook,
-    docker,
     home_layout,
     hosts,
     hostvars,
+    on,
     refused_with_nothing_changed,
     settles_as,
 )
@@ -33,10 +34,6 @@ VIPS = [vip["address"] for vip in HOME]
 PLAYBOOKS = Path("..") / ".." / "playbooks"
 
 
-def on(container: str, command: str, timeout: float = 120) -> str:
-    return docker("exec", container, "sh", "-c", command, timeout=timeout)
-
-
 def in_layout(timeout: float) -> None:
     """Every VIP held by its owner and by no other node."""
     settles_as({vip["address"]: vip["owner"] for vip in HOME}, NODES, timeout=timeout)
@@ -45,33 +42,15 @@ def in_layout(timeout: float) -> None:
 @contextmanager
 def load() -> Iterator[dict]:
     """The client's HTTP and SMTP load on every VIP for the length of the
-    block; the result (see load.py) fills the yielded dict on the way out."""
-    run = uuid.uuid4().hex[:8]
-    docker("cp", str(SCENARIO_DIR / "load.py"), f"{CLIENT}:/root/load.py")
-    on(CLIENT, "rm -f /root/load.stop /root/load.json")
-    docker("exec", "-d", CLIENT, "python3", "/root/load.py", "/root/load.stop", "/root/load.json", run, *VIPS)
-    result: dict = {}
-    try:
-        time.sleep(2)
+    block, a client that retries once as real ones do (floatip_testing.load);
+    its report fills the yielded dict on the way out."""
+    with client_load.running(CLIENT, VIPS, run=uuid.uuid4().hex[:8], retry=True, settle=2) as result:
         yield result
-    finally:
-        on(CLIENT, "touch /root/load.stop")
-        deadline = time.monotonic() + 60
-        while not (out := on(CLIENT, "cat /root/load.json 2>/dev/null || true")).strip():
-            assert time.monotonic() < deadline, "the load did not stop"
-            time.sleep(0.5)
-        result.update(json.loads(out))
 
 
 def undelivered(subjects: list[str], timeout: float) -> set[str]:
     """The subjects that have not reached the world's sink within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = on(WORLD, "cat /var/log/sink.jsonl 2>/dev/null || true").splitlines()
-        missing = set(subjects) - {json.loads(line)["subject"] for line in lines if line.strip()}
-        if not missing or time.monotonic() > deadline:
-            return missing
-        time.sleep(1)
+    return client_load.undelivered(WORLD, subjects, timeout)
 
 
 def test_every_vip_serves_web_and_mail_from_the_client() -> None:

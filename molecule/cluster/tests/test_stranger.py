@@ -17,17 +17,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import SCENARIO_DIR, container, docker, holders, home_layout, hosts, hostvars, settles_as, stranger
+from floatip_testing import client_script
+
+from conftest import docker, holders, home_layout, hosts, hostvars, on, settles_as, stranger
 
 
 NODES = hosts("floatip_nodes")
 CLIENT = hosts("floatip_clients")[0]
 HOME = home_layout()
 VIPS = [vip["address"] for vip in HOME]
-
-
-def on(host: str, command: str, timeout: float = 120) -> str:
-    return docker("exec", container(host), "sh", "-c", command, timeout=timeout)
 
 
 def in_layout(timeout: float) -> None:
@@ -46,7 +44,7 @@ RELAY = ["--from", "x@example.org", "--to", "victim@example.net", "--quit-after"
 @pytest.fixture(scope="module")
 def outsider() -> Iterator[tuple[str, str]]:
     with stranger(CLIENT, ["swaks", "curl", "python3-scapy"]) as (name, address):
-        docker("cp", str(SCENARIO_DIR.parent / "_shared" / "vrrp_adverts.py"), f"{name}:/root/vrrp_adverts.py")
+        docker("cp", str(client_script("vrrp_adverts.py")), f"{name}:/root/vrrp_adverts.py")
         yield name, address
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from floatip_testing import load as client_load
+from floatip_testing.probes import PROBE, PROBE_PORT, SERVED
 
-from probes import PROBE, PROBE_PORT, SERVED
-
-from conftest import SCENARIO_DIR, ansible_playbook, crashed, docker, hostvars, hosts, model, refused_with_nothing_changed
+from conftest import ansible_playbook, crashed, hostvars, hosts, model, refused_with_nothing_changed
 
 NODES = hosts("floatip_nodes")
 REPO = hosts("floatip_config_repo")[0]
@@ -100,25 +100,15 @@ def wait_status(nodes: list[str], check, what: str, timeout: float = SETTLES_WIT
 
 @contextmanager
 def load() -> Iterator[dict]:
-    """Steady HTTP requests from the client to every VIP; the counts once it stops."""
-    on_client("rm -f /root/load.stop /root/load.json")
-    docker("exec", "-d", CLIENT, "sh", "-c", f"python3 /root/load.py /root/load.stop {WEB_PORT} {' '.join(VIPS)} > /root/load.json")
-    result: dict = {}
-    try:
+    """HTTP requests from the client to every VIP, a new connection each and
+    no retry, for the length of the block; the counts once it stops."""
+    with client_load.running(CLIENT, VIPS, port=WEB_PORT, mail_every=0, timeout=3) as result:
         yield result
-    finally:
-        on_client("touch /root/load.stop")
-        deadline = time.monotonic() + 30
-        while not (out := on_client("cat /root/load.json")).strip():
-            assert time.monotonic() < deadline, "the load did not stop"
-            time.sleep(0.3)
-        result.update(json.loads(out))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def workstation() -> None:
-    """The committer's clone, and the load script, on the client."""
-    docker("cp", str(SCENARIO_DIR / "load.py"), f"{CLIENT}:/root/load.py")
+    """The committer's clone on the client."""
     on_client(f"rm -rf {WORK}; hg clone --quiet {URL} {WORK}")
 
 

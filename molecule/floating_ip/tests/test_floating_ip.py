@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import testinfra
+from floatip_testing import client_script
 
 from conftest import (EPHEMERAL_DIR, client_waits_for, converge, docker, frozen, holders, hostvars, hosts, model, move,
                       refused_with_nothing_changed, settles_as, vip_info)
@@ -28,7 +27,7 @@ OWNS = {node: LAYOUT["nodes"][node]["owns"] for node in NODES}
 # and a busy machine.
 TAKEOVER = 3 * 1 + 1 + 4
 # Run on the stranger: forged VRRP adverts.
-ADVERTS = Path(__file__).parents[2] / "_shared" / "vrrp_adverts.py"
+ADVERTS = client_script("vrrp_adverts.py")
 
 
 def _host(node: str):

@@ -1,4 +1,4 @@
-"""What the checks and bench/config_sync.py push and poll, defined once."""
+"""What the config sync checks (molecule/config_sync) and bench/config_sync.py push and poll, defined once."""
 
 # A shared file of the repository: every node's HAProxy answers MARKER on PORT.
 PROBE_PORT = 8099
