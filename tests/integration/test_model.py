@@ -9,6 +9,7 @@ code under test.
 from __future__ import annotations
 
 import json
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ansible_collections.floatip.ha.plugins.module_utils.inputs import InputErro
 from ansible_collections.floatip.ha.plugins.module_utils.model import cluster_model
 from ansible_collections.floatip.ha.plugins.module_utils.vip_info import interface_of, layout_record, parse_layout
 
-from conftest import _ansible_inventory
+from conftest import ROOT, VENV_BIN, _ansible_inventory, _env
 
 INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
 
@@ -149,3 +150,14 @@ def test_the_interface_is_found_by_its_address() -> None:
     assert interface_of(facts, "fd00:0::11") == "eth0"
     assert interface_of(facts, "10.0.0.2") == "br-x.1"
     assert interface_of(facts, "192.0.2.1") == ""
+
+
+@pytest.mark.parametrize("inventory", sorted(path.name for path in INVENTORIES.iterdir() if (path / "hosts.yml").is_file()))
+def test_site_names_an_absent_optional_group_without_a_warning(inventory: str) -> None:
+    """floatip_nginx, floatip_postfix and floatip_config_repo are optional:
+    a reference inventory without one gets no warning from any playbook."""
+    for playbook in ["site.yml", *sorted(str(path) for path in (ROOT / "playbooks").glob("*.yml"))]:
+        done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORIES / inventory), playbook, "--list-hosts"],
+                              cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "[WARNING]" not in done.stdout + done.stderr, (playbook, done.stderr)
