@@ -64,4 +64,7 @@ def test_every_playbook_runs_by_its_fqcn_from_the_installed_collection(installed
                            "--syntax-check"], cwd=installed, env=clean_env(installed), capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert str(ROOT) not in done.stdout + done.stderr
+    # Ansible itself runs from the checkout's virtualenv (a library's
+    # warning may name it); nothing else of the checkout may be read.
+    assert done.stdout.strip().startswith(f"playbook: {installed / 'collections'}"), done.stdout
+    assert str(ROOT) not in (done.stdout + done.stderr).replace(str(BIN.parent), "<virtualenv>"), done.stdout + done.stderr
