@@ -24,7 +24,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test setup host venv engine image link lab-up lab-down \
-        lint yamllint ansible-lint sanity unit lab-tests lab-attack molecule bench build ee clean
+        lint yamllint ansible-lint changelog-lint sanity unit lab-tests lab-attack molecule bench build ee clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -72,10 +72,15 @@ lab-attack: venv engine link  ## a stranger on the lab's network attacks the clu
 lab-down: venv engine link  ## remove the lab containers and network
 	ansible-playbook -i $(INVENTORY) lab/down.yml
 
-lint: yamllint ansible-lint  ## yamllint and ansible-lint (production profile)
+lint: yamllint ansible-lint changelog-lint  ## yamllint, ansible-lint (production profile), the changelog fragments
 
 yamllint: venv
 	yamllint --strict .
+
+# The fragments in changelogs/fragments/ that `antsibull-changelog release`
+# turns into CHANGELOG.md at a release (see changelogs/config.yaml).
+changelog-lint: venv
+	antsibull-changelog lint
 
 # A copy of this collection that molecule's prerun once installed (see
 # .config/molecule/config.yml) is found by ansible-lint before this checkout

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: firewall
 short_description: The cluster's own nftables table, from the parts each role adds
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps one nftables table, C(inet floatip), on a Linux node. It is made of I(parts), one per role, each a list of
     rules that say who may reach what the role opens. A rule names ports on the node's own addresses (never on the
