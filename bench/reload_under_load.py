@@ -4,7 +4,7 @@ Two haproxy processes on loopback, from configurations in a temporary
 directory. The backend one (a plain daemon, never reloaded) answers HTTP on
 two ports with ``http-request return status 200 ... string ok``: the two
 servers. The front one runs as the role runs it: master-worker (``-W -D -p
-PIDFILE -S master.sock``, Debian's unit has ``-Ws ... -S``), an admin stats
+PIDFILE -S front-master.sock``, Debian's unit has ``-Ws ... -S``), an admin stats
 socket with ``expose-fd listeners`` (seamless reload), the role's defaults
 (redispatch, 3 retries, server-state-file loaded from the global file), and a
 frontend on 127.0.0.1 balancing over the two servers, health-checked.
