@@ -103,10 +103,13 @@ def stranger(beside: str, taken: set[str], network: str, packages: list[str]) ->
     installed; removed on the way out. It carries the labels of ``beside``,
     so the lab's or scenario's removal takes it whatever happens."""
     info = json.loads(docker("inspect", beside))[0]
-    docker_network = next(iter(info["NetworkSettings"]["Networks"]))
+    docker_network = list(info["NetworkSettings"]["Networks"])[0]
     hosts = list(ipaddress.ip_network(network).hosts())
     # The first host address is the network's gateway.
-    address = next(str(a) for a in reversed(hosts[1:]) if str(a) not in taken)
+    free = [str(a) for a in reversed(hosts[1:]) if str(a) not in taken]
+    if not free:
+        raise AssertionError(f"no address of {network} is free for a stranger")
+    address = free[0]
     name = f"{beside}-stranger"
     labels = [arg for key, value in info["Config"]["Labels"].items() if key.startswith("floatip.")
               for arg in ("--label", f"{key}={value}")]
