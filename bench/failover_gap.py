@@ -381,7 +381,10 @@ def trial(lab: Lab, setting: Setting, kind: str, record: dict[str, Any]) -> None
     try:
         probe.event("ready", timeout=30)
         t0 = time.monotonic()
-        docker("pause" if kind == "freeze" else "kill", lab.c(a))
+        if kind == "freeze":
+            labs.pause(lab.c(a))
+        else:
+            docker("kill", lab.c(a))
         t1 = time.monotonic()
         done = probe.event("done", timeout=FAILOVER_DEADLINE + 30)
     finally:

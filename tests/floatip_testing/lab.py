@@ -52,11 +52,33 @@ def holds(container: str, address: str) -> bool:
     return f" {address}/" in docker("exec", container, "ip", "-o", "address", "show")
 
 
+# How often `docker pause` is tried when the kernel could not freeze the
+# container's cgroup (below).
+PAUSE_TRIES = 5
+
+
+def pause(container: str) -> None:
+    """Freeze every process of a container. The cgroup freezer can fail
+    while a process is being started in the container (a `docker exec` of a
+    poll, say): runc then thaws it again and says "unable to freeze"
+    (runc's own word: freezing is "a game of chances", opencontainers/runc
+    #2791). That is the instrument failing, not the cluster, so try again;
+    any other error, or the same one every time, is raised."""
+    for attempt in range(1, PAUSE_TRIES + 1):
+        try:
+            docker("pause", container)
+            return
+        except DockerError as error:
+            if "unable to freeze" not in str(error) or attempt == PAUSE_TRIES or is_paused(container):
+                raise
+            time.sleep(0.1 * attempt)
+
+
 @contextmanager
 def frozen(container: str) -> Iterator[None]:
     """Pause a container (all its processes stop, as in a hang) and always
     thaw it on the way out."""
-    docker("pause", container)
+    pause(container)
     try:
         yield
     finally:

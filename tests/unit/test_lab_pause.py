@@ -1,0 +1,61 @@
+"""floatip_testing.lab.pause: a freeze that the kernel could not finish is
+tried again; every other docker error is the caller's."""
+
+from __future__ import annotations
+
+import pytest
+
+from floatip_testing import lab
+
+UNABLE = "OCI runtime pause failed: unable to freeze: unknown"
+
+
+class Answers(list):
+    """What each `docker pause` says in turn ('' for success), and the
+    docker calls made."""
+
+    calls: list[tuple[str, ...]]
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
+    said = Answers()
+    calls: list[tuple[str, ...]] = []
+
+    def docker(*args: str, **_: object) -> str:
+        calls.append(args)
+        if args[0] == "inspect":
+            return "false\n"
+        error = said.pop(0)
+        if error:
+            raise lab.DockerError(f"docker pause ... failed (rc 1): {error}")
+        return ""
+
+    monkeypatch.setattr(lab, "docker", docker)
+    monkeypatch.setattr(lab.time, "sleep", lambda _: None)
+    said.calls = calls
+    return said
+
+
+def pauses(answers: Answers) -> int:
+    return sum(1 for call in answers.calls if call[0] == "pause")
+
+
+def test_a_freeze_that_could_not_finish_is_tried_again(answers: Answers) -> None:
+    answers.extend([UNABLE, UNABLE, ""])
+    lab.pause("node1")
+    assert pauses(answers) == 3
+
+
+def test_a_freeze_that_never_finishes_is_raised(answers: Answers) -> None:
+    answers.extend([UNABLE] * lab.PAUSE_TRIES)
+    with pytest.raises(lab.DockerError, match="unable to freeze"):
+        lab.pause("node1")
+    assert pauses(answers) == lab.PAUSE_TRIES
+
+
+def test_any_other_error_is_raised_at_once(answers: Answers) -> None:
+    answers.append("No such container: node1")
+    with pytest.raises(lab.DockerError, match="No such container"):
+        lab.pause("node1")
+    assert pauses(answers) == 1
