@@ -116,13 +116,22 @@ def _pair_runs_by_itself(timeout: float = 60, steady: float = 2 * DEADTIME) -> N
 
 @pytest.fixture
 def primary_holds_the_vips():
-    """Each check starts with auto_failback on and the VIPs on the primary,
-    and leaves no node frozen."""
+    """Each check starts with the scenario's settings (auto_failback on) and
+    the VIPs on the primary, and leaves no node frozen. A check that
+    converges with other settings asks for scenario_settings_after too."""
     _settle_pair()
-    converge()
     move("takeover", PRIMARY)
     _held_only_by(PRIMARY)
     yield
+
+
+@pytest.fixture
+def scenario_settings_after():
+    """The scenario's own settings are converged again after the check,
+    whatever it did or wherever it failed."""
+    yield
+    _settle_pair()
+    converge("vips")
 
 
 def test_primary_alone_holds_every_vip_and_answers_on_them(primary_holds_the_vips: None) -> None:
@@ -160,8 +169,9 @@ def test_crashed_primary_gets_its_vips_back(primary_holds_the_vips: None) -> Non
     _held_only_by(PRIMARY)
 
 
-def test_without_auto_failback_a_returning_primary_leaves_the_vips(primary_holds_the_vips: None) -> None:
-    run = converge(heartbeat_auto_failback=False)
+def test_without_auto_failback_a_returning_primary_leaves_the_vips(primary_holds_the_vips: None,
+                                                                   scenario_settings_after: None) -> None:
+    run = converge("vips", heartbeat_auto_failback=False)
     assert run["changed"] > 0
     # The reload that applied the change kept the VIPs where they were.
     assert all(holders(vip, NODES) == [PRIMARY] for vip in VIPS)
@@ -182,9 +192,10 @@ def _fifo_readers() -> dict[str, str]:
             for node in NODES}
 
 
-def test_without_auto_failback_a_thawed_primary_ends_as_the_one_holder(primary_holds_the_vips: None) -> None:
+def test_without_auto_failback_a_thawed_primary_ends_as_the_one_holder(primary_holds_the_vips: None,
+                                                                       scenario_settings_after: None) -> None:
     before = _fifo_readers()
-    converge(heartbeat_auto_failback=False)
+    converge("vips", heartbeat_auto_failback=False)
     # The converge ended only once both heartbeats had acted on the reload:
     # a heartbeat still about to start afresh when the freeze below comes
     # would wait initdead and end up holding the VIPs beside its peer.
@@ -313,4 +324,5 @@ def test_bad_input_stops_before_anything_changes() -> None:
     # would change ha.cf had the role gone on.
     refused_with_nothing_changed({"heartbeat_resources": ["whoami-active\nhb-node2 IPaddr2::172.30.82.250"],
                                   "heartbeat_auto_failback": False},
-                                 "heartbeat_resources[0] must be one haresources word", NODES, "/etc/ha.d/ha.cf")
+                                 "heartbeat_resources[0] must be one haresources word", NODES, "/etc/ha.d/ha.cf",
+                                 tags="vips")
