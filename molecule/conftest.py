@@ -144,9 +144,11 @@ def stranger(beside: str, packages: list[str]) -> Iterator[tuple[str, str]]:
         yield found
 
 
-def converge(**extra: object) -> dict:
-    """Run the scenario's converge playbook with extra variables; it must succeed."""
-    run = ansible_playbook("converge.yml", "-e", json.dumps(extra))
+def converge(tags: str = "", **extra: object) -> dict:
+    """Run the scenario's converge playbook with extra variables (only the
+    roles of ``tags``, where its converge.yml tags them as site.yml does);
+    it must succeed."""
+    run = ansible_playbook("converge.yml", "-e", json.dumps(extra), *(("--tags", tags) if tags else ()))
     assert run["rc"] == 0, run["failures"]
     return run
 
@@ -181,15 +183,15 @@ def vip_info() -> dict[str, dict]:
 
 
 def refused_with_nothing_changed(extra_vars: dict, message: str, nodes: list[str], path: str,
-                                 playbook: str = "converge.yml") -> None:
-    """Converge (or run ``playbook``) with bad ``extra_vars``: it must fail with
-    ``message`` in every failure, report no change, and leave ``path`` as it
-    was on every node."""
+                                 playbook: str = "converge.yml", tags: str = "") -> None:
+    """Converge (or run ``playbook``; only the roles of ``tags``, as converge
+    does) with bad ``extra_vars``: it must fail with ``message`` in every
+    failure, report no change, and leave ``path`` as it was on every node."""
     def checksums() -> dict[str, str]:
         return {node: docker("exec", container(node), "md5sum", path).split()[0] for node in nodes}
 
     before = checksums()
-    run = ansible_playbook(playbook, "-e", json.dumps(extra_vars))
+    run = ansible_playbook(playbook, "-e", json.dumps(extra_vars), *(("--tags", tags) if tags else ()))
     assert run["rc"] != 0
     assert run["failures"] and all(message in failure for failure in run["failures"]), run["failures"]
     assert run["changed"] == 0

@@ -142,7 +142,7 @@ def test_standby_moves_every_vip_away_and_takeover_brings_them_back(ring_in_layo
 def test_the_fast_profile_reloads_without_moving_a_vip_and_fails_over(ring_in_layout: None) -> None:
     try:
         # VRRPv3 has no password.
-        run = converge(floating_ip_profile="fast", floating_ip_password=None)
+        run = converge("vips", floating_ip_profile="fast", floating_ip_password=None)
         assert run["changed"] > 0
         # The reload kept every VIP on its owner.
         assert _where() == {vip: [node] for vip, node in _layout_with(set()).items()}
@@ -152,7 +152,7 @@ def test_the_fast_profile_reloads_without_moving_a_vip_and_fails_over(ring_in_la
             # Three adverts of 0.1 s and a skew: a second is plenty.
             _settles_as(expected, timeout=1 + 2)
     finally:
-        converge()
+        converge("vips")
     _settles_as(_layout_with(set()), timeout=TAKEOVER)
 
 
@@ -223,4 +223,5 @@ def test_bad_input_stops_before_anything_changes() -> None:
     # on a host; every bad input's message is checked in
     # tests/unit/test_role_inputs.py.
     refused_with_nothing_changed({"floating_ip_track_processes": ["haproxy\nvrrp_script evil"]},
-                                 "floating_ip_track_processes[0] must be a process name", NODES, "/etc/keepalived/keepalived.conf")
+                                 "floating_ip_track_processes[0] must be a process name", NODES, "/etc/keepalived/keepalived.conf",
+                                 tags="vips")

@@ -116,4 +116,5 @@ def test_bad_input_stops_before_anything_changes() -> None:
     # on a host; every bad input's message is checked in
     # tests/unit/test_role_inputs.py.
     conf = f"/etc/floatip/ucarp/vhid-{LAYOUT['vips'][0]['vrid']}.conf"
-    refused_with_nothing_changed({"floating_ip_password": None}, "floating_ip_password is required with ucarp", NODES, conf)
+    refused_with_nothing_changed({"floating_ip_password": None}, "floating_ip_password is required with ucarp", NODES, conf,
+                                 tags="vips")

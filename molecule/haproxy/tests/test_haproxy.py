@@ -233,7 +233,7 @@ def test_a_config_that_fails_haproxy_check_never_goes_live() -> None:
     broken = [*VARS["haproxy_services"], {"name": "tls", "mode": "http", "port": 8081, "server_port": 8082,
                                           "tls_port": 8443, "cert": "/etc/ssl/private/missing.pem"}]
     before = {node: _host(node).file("/etc/haproxy/haproxy.cfg").md5sum for node in NODES}
-    run = ansible_playbook("converge.yml", "-e", json.dumps({"haproxy_services": broken}))
+    run = ansible_playbook("converge.yml", "--tags", "haproxy", "-e", json.dumps({"haproxy_services": broken}))
     assert run["rc"] != 0
     assert all("failed to validate" in failure for failure in run["failures"]), run["failures"]
     assert {node: _host(node).file("/etc/haproxy/haproxy.cfg").md5sum for node in NODES} == before
@@ -249,7 +249,8 @@ def test_bad_input_stops_before_anything_changes() -> None:
     injected = {"name": "tls", "mode": "http", "port": 8081, "server_port": 8082, "tls_port": 8443,
                 "cert": "/etc/ssl/private/site.pem\n    stats socket ipv4@0.0.0.0:9998 level admin"}
     refused_with_nothing_changed({"haproxy_services": [*VARS["haproxy_services"], injected]},
-                                 f"haproxy_services[{len(SERVICES)}] (tls).cert must be an absolute path", NODES, "/etc/haproxy/haproxy.cfg")
+                                 f"haproxy_services[{len(SERVICES)}] (tls).cert must be an absolute path", NODES, "/etc/haproxy/haproxy.cfg",
+                                 tags="haproxy")
 
 
 def test_the_status_playbook_shows_who_holds_each_vip_and_every_server(cluster_in_layout: None) -> None:

@@ -146,14 +146,15 @@ def test_nginx_listens_on_its_own_address_and_loopback_only() -> None:
 
 def test_the_maintenance_switch_moves_the_nodes_clients_to_its_peers(cluster_in_layout: None) -> None:
     node = NODES[0]
-    converge_on = ansible_playbook("converge.yml", "-l", node, "-e", json.dumps({"nginx_behind_proxy_maintenance": True}))
+    converge_on = ansible_playbook("converge.yml", "-l", node, "--tags", "nginx", "-e",
+                                   json.dumps({"nginx_behind_proxy_maintenance": True}))
     assert converge_on["rc"] == 0, converge_on["failures"]
     try:
         _waits_for_status(node, node, "DOWN")
         answers = {_get(f"http://{VIP_OF[node]}/")[1] for _ in range(6)}
         assert answers == set(NODES) - {node}
     finally:
-        converge_off = ansible_playbook("converge.yml", "-l", node)
+        converge_off = ansible_playbook("converge.yml", "-l", node, "--tags", "nginx")
         assert converge_off["rc"] == 0, converge_off["failures"]
     _waits_for_status(node, node, "UP")
     assert _get(f"http://{VIP_OF[node]}/") == (200, node)
@@ -161,7 +162,9 @@ def test_the_maintenance_switch_moves_the_nodes_clients_to_its_peers(cluster_in_
 
 def test_with_the_proxy_protocol_nginx_logs_the_client_from_its_header(cluster_in_layout: None) -> None:
     services = [{**WEB, "send_proxy": True}]
-    converge(haproxy_services=services)
+    # HAProxy sends the header, nginx expects it: the firewall and the VIPs
+    # stay as they are.
+    converge("haproxy,nginx", haproxy_services=services)
     try:
         node = NODES[1]
         _waits_for_status(node, node, "UP")
@@ -171,7 +174,7 @@ def test_with_the_proxy_protocol_nginx_logs_the_client_from_its_header(cluster_i
         # A stranger without the header gets nothing from the node's address.
         assert _get(f"http://{_address(node)}:{PORT}/")[0] != 200
     finally:
-        converge()
+        converge("haproxy,nginx")
 
 
 def test_bad_input_stops_before_anything_changes() -> None:
@@ -180,4 +183,5 @@ def test_bad_input_stops_before_anything_changes() -> None:
     # tests/unit/test_role_inputs.py. Two halves of the address space would
     # let any client forge its address in the log.
     refused_with_nothing_changed({"nginx_behind_proxy_trusted_proxies": ["0.0.0.0/1", "128.0.0.0/1"]},
-                                 "nginx_behind_proxy_trusted_proxies[0] '0.0.0.0/1' is wider than /8", NODES, "/etc/nginx/nginx.conf")
+                                 "nginx_behind_proxy_trusted_proxies[0] '0.0.0.0/1' is wider than /8", NODES, "/etc/nginx/nginx.conf",
+                                 tags="nginx")
