@@ -14,13 +14,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from floatip_testing import client_script
+import yaml
+
+from floatip_testing import ROOT, client_script
 from floatip_testing.lab import copy_to, docker, on
 
 SCRIPT = "/root/floatip-load.py"
 STOP = "/root/floatip-load.stop"
 REPORT = "/root/floatip-load.json"
-SINK = "/var/log/sink.jsonl"
+# Where the world's mail sink writes what arrived, as lab/mail_sink.yml says.
+SINK = yaml.safe_load((ROOT / "lab" / "mail_sink.yml").read_text(encoding="utf-8"))[0]["vars"]["mail_sink_log"]
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import testinfra
+from floatip_testing.load import SINK
 
 from conftest import (
     ansible_playbook,
@@ -34,7 +35,6 @@ OWNER = {"172.30.89.101": "pf-node1", "172.30.89.102": "pf-node2", "172.30.89.10
 VIP_OF = {owner: vip for vip, owner in OWNER.items()}
 CLIENT_ADDRESS = hostvars(CLIENT)["floatip_address"]
 WORLD_ADDRESS = hostvars(WORLD)["floatip_address"]
-SINK_LOG = "/var/log/sink.jsonl"
 
 # Sends one message with smtplib from the host it runs on; prints the
 # server's answer to the last command, or the SMTP error.
@@ -79,7 +79,7 @@ def _received(subject: str, timeout: float = 30) -> dict:
     """The sink's record of the message with ``subject``, waiting for it."""
     deadline = time.monotonic() + timeout
     while True:
-        for line in _host(WORLD).file(SINK_LOG).content_string.splitlines() if _host(WORLD).file(SINK_LOG).exists else []:
+        for line in _host(WORLD).file(SINK).content_string.splitlines() if _host(WORLD).file(SINK).exists else []:
             record = json.loads(line)
             if record["subject"] == subject:
                 return record
