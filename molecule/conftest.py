@@ -22,7 +22,7 @@ from pathlib import Path
 
 import testinfra.utils.ansible_runner
 from floatip_testing import client_script, lab, playbook
-from floatip_testing.lab import docker, frozen  # noqa: F401  (the scenarios' checks import them from here)
+from floatip_testing.lab import crashed, docker, frozen  # noqa: F401  (the scenarios' checks import them from here)
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO_DIR = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
@@ -123,14 +123,6 @@ def wait_booted(container_name: str, timeout: float = 120) -> None:
     """Wait until systemd in the container has started everything, every unit running."""
     state = lab.wait_booted(container_name, timeout)
     assert state == "running", f"{container_name} booted {state}: a unit failed (systemctl --failed)"
-
-
-@contextmanager
-def crashed(container_name: str) -> Iterator[None]:
-    """Kill a container at once (a power cut) and boot it again on the way
-    out, every unit running (floatip_testing.lab.crashed)."""
-    with lab.crashed(container_name):
-        yield
 
 
 @contextmanager
