@@ -243,13 +243,8 @@ is_paused = labs.is_paused
 
 
 def holders(lab: Lab, vip: str) -> list[str]:
-    """The nodes that have the VIP configured now (a paused one cannot say)."""
-    held = []
-    for node in (lab.node_a, lab.node_b):
-        done = run(["docker", "exec", lab.c(node), "ip", "-o", "-4", "address", "show"], timeout=20, check=False)
-        if done.returncode == 0 and f" {vip}/" in done.stdout:
-            held.append(node)
-    return held
+    """The nodes that have the VIP configured now (floatip_testing.lab.holds)."""
+    return [node for node in (lab.node_a, lab.node_b) if labs.holds(lab.c(node), vip)]
 
 
 def heartbeat_settled(lab: Lab) -> bool:

@@ -45,11 +45,23 @@ def is_paused(container: str) -> bool:
     return docker("inspect", "--format", "{{.State.Paused}}", container).strip() == "true"
 
 
+def _up(container: str) -> bool:
+    """Running and not paused."""
+    return docker("inspect", "--format", "{{.State.Running}} {{.State.Paused}}", container).split() == ["true", "false"]
+
+
 def holds(container: str, address: str) -> bool:
-    """The container has ``address`` configured now (a paused one cannot be asked: False)."""
-    if is_paused(container):
+    """The container has ``address`` configured now (a paused one cannot be
+    asked, a stopped one has no addresses: False, also when it stopped or
+    froze while being asked)."""
+    if not _up(container):
         return False
-    return f" {address}/" in docker("exec", container, "ip", "-o", "address", "show")
+    try:
+        return f" {address}/" in docker("exec", container, "ip", "-o", "address", "show")
+    except DockerError:
+        if _up(container):
+            raise
+        return False
 
 
 # How often `docker pause` is tried when the kernel could not freeze the

@@ -1,5 +1,6 @@
-"""floatip_testing.lab.pause: a freeze that the kernel could not finish is
-tried again; every other docker error is the caller's."""
+"""floatip_testing.lab, with docker stood in for: a freeze that the kernel
+could not finish is tried again, every other docker error is the caller's;
+a node that stops while asked which addresses it holds holds none."""
 
 from __future__ import annotations
 
@@ -59,3 +60,26 @@ def test_any_other_error_is_raised_at_once(answers: Answers) -> None:
     with pytest.raises(lab.DockerError, match="No such container"):
         lab.pause("node1")
     assert pauses(answers) == 1
+
+
+def test_a_node_that_stops_while_asked_holds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = iter(["true false", "false false"])
+
+    def docker(*args: str, **_: object) -> str:
+        if args[0] == "inspect":
+            return next(states)
+        raise lab.DockerError("docker exec ... failed (rc 1): container is not running")
+
+    monkeypatch.setattr(lab, "docker", docker)
+    assert lab.holds("node1", "172.30.80.101") is False
+
+
+def test_a_running_node_that_cannot_be_asked_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def docker(*args: str, **_: object) -> str:
+        if args[0] == "inspect":
+            return "true false"
+        raise lab.DockerError("docker exec ... failed (rc 126): ip: not found")
+
+    monkeypatch.setattr(lab, "docker", docker)
+    with pytest.raises(lab.DockerError, match="ip: not found"):
+        lab.holds("node1", "172.30.80.101")
