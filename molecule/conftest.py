@@ -145,6 +145,16 @@ def converge(tags: str = "", **extra: object) -> dict:
     return run
 
 
+def check_diff(tags: str, task: str, **extra: object) -> tuple[dict, dict[str, dict]]:
+    """Converge the roles of ``tags`` with ``--check --diff`` and extra
+    variables; it must succeed. The run's report, and each host's result of
+    the task named ``task``."""
+    run = ansible_playbook("converge.yml", "--tags", tags, "--check", "--diff", "-e", json.dumps(extra))
+    assert run["rc"] == 0, run["failures"]
+    shown = next(each for play in run["plays"] for each in play["tasks"] if each["task"]["name"] == task)
+    return run, shown["hosts"]
+
+
 def move(action: str, node: str) -> dict:
     """Run the VIP layer's standby or takeover on one node; it must succeed."""
     run = ansible_playbook(str(Path("..") / "_shared" / "move.yml"), "-e",

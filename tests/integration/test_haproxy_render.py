@@ -8,6 +8,7 @@ HAProxy 2.6 would refuse fails here, without any container.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -171,3 +172,29 @@ def test_bad_services_fail_naming_the_variable_and_render_nothing(cert: Path, tm
     assert run.rc != 0
     assert "haproxy_services: smtp2 and smtp both listen on 172.30.80.101:25" in run.output
     assert not list(tmp_path.glob("*.cfg"))
+
+
+def test_the_masked_diff_shows_a_change_and_no_password_hash(cert: Path, tmp_path: Path) -> None:
+    """The role's --diff task against the files the template wrote: the
+    lookup renders what the template module writes (no change), and a
+    changed check interval is the one line that differs, hashes masked."""
+    from conftest import _ansible_playbook
+
+    services = _services(cert)
+    run = _ansible_playbook(HERE / "render_haproxy.yml", _inventory(tmp_path, services), {"render_dir": str(tmp_path)})
+    assert run.rc == 0, run.output
+    hashes = {line.split()[3] for line in (tmp_path / "node1.cfg").read_text().splitlines() if " password " in line}
+    assert len(hashes) == 3
+    slower_smtp = [{**service, "check_interval": 7} if service["name"] == "smtp" else service for service in services]
+    for changed, with_services in ((False, services), (True, slower_smtp)):
+        run = _ansible_playbook(HERE / "masked_diff_haproxy.yml", _inventory(tmp_path, with_services), {"render_dir": str(tmp_path)},
+                                options=["--diff"])
+        assert run.rc == 0, run.output
+        for name in NODES:
+            result = json.loads((tmp_path / f"{name}.diff.json").read_text())
+            assert result["changed"] is changed
+            before, after = (set(result["diff"][side].splitlines()) for side in ("before", "after"))
+            assert {line.strip() for line in after - before} == ({"default-server inter 7000ms fall 3 rise 2 send-proxy"} if changed else set())
+            assert "    user ops password ******** groups admin" in after
+        said = run.output + "".join(path.read_text() for path in tmp_path.glob("*.diff.json"))
+        assert not any(secret in said for secret in [*hashes, *STATS_PASSWORDS.values(), BASIC_PASSWORD])

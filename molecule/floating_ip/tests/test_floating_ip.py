@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -9,8 +10,8 @@ import pytest
 import testinfra
 from floatip_testing import client_script
 
-from conftest import (EPHEMERAL_DIR, client_waits_for, converge, docker, frozen, holders, hostvars, hosts, model, move,
-                      refused_with_nothing_changed, settles_as, vip_info)
+from conftest import (EPHEMERAL_DIR, check_diff, client_waits_for, converge, docker, frozen, holders, hostvars, hosts,
+                      model, move, refused_with_nothing_changed, settles_as, vip_info)
 from conftest import stranger as stranger_host
 
 from ansible_collections.floatip.ha.plugins.module_utils.layout import build_layout
@@ -216,6 +217,22 @@ def test_unicast_adverts_from_a_stranger_do_not_move_a_vip(unicast_ring: None, s
 def test_the_config_and_the_state_files_are_private_where_they_hold_secrets() -> None:
     conf = _host(NODES[0]).file("/etc/keepalived/keepalived.conf")
     assert conf.user == "root" and conf.mode == 0o600
+
+
+def test_check_diff_shows_what_would_change_with_the_password_masked() -> None:
+    conf = "/etc/keepalived/keepalived.conf"
+    before = {node: _host(node).file(conf).md5sum for node in NODES}
+    run, shown = check_diff("vips", "Show what would change in keepalived.conf, its password masked", floating_ip_advert_int=3)
+    for node in NODES:
+        result = shown[node]
+        assert result["changed"], result
+        diff = result["diff"]
+        added = set(diff["after"].splitlines()) - set(diff["before"].splitlines())
+        assert {line.strip() for line in added} == {"advert_int 3"}, added
+        for side in ("before", "after"):
+            assert diff[side].count("auth_pass ********") == len(VIPS)
+    assert _vrrp_password() not in json.dumps(run)
+    assert {node: _host(node).file(conf).md5sum for node in NODES} == before
 
 
 def test_bad_input_stops_before_anything_changes() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from conftest import ansible_playbook, client_waits_for, hostvars, hosts, refused_with_nothing_changed, settles_as
+from conftest import ansible_playbook, check_diff, client_waits_for, hostvars, hosts, refused_with_nothing_changed, settles_as
 
 
 NODES = hosts("floatip_nodes")
@@ -239,6 +239,25 @@ def test_a_config_that_fails_haproxy_check_never_goes_live() -> None:
     assert {node: _host(node).file("/etc/haproxy/haproxy.cfg").md5sum for node in NODES} == before
     for vip, owner in OWNER.items():
         assert _answered_by(_web(vip)[1]) == owner
+
+
+def test_check_diff_shows_what_would_change_with_the_password_hashes_masked() -> None:
+    services = [{**service, "check_interval": 2} if service["name"] == "whoami" else service for service in VARS["haproxy_services"]]
+    before = {node: _host(node).file("/etc/haproxy/haproxy.cfg").md5sum for node in NODES}
+    run, shown = check_diff("haproxy", "Show what would change in haproxy.cfg, its password hashes masked", haproxy_services=services)
+    for node in NODES:
+        result = shown[node]
+        assert result["changed"], result
+        removed = set(result["diff"]["before"].splitlines()) - set(result["diff"]["after"].splitlines())
+        added = set(result["diff"]["after"].splitlines()) - set(result["diff"]["before"].splitlines())
+        assert [line.split()[:2] for line in added] == [["default-server", "inter"]], added
+        assert "inter 2000ms" in added.pop() and "inter 1000ms" in removed.pop()
+        for side in ("before", "after"):
+            assert "user ops password ******** groups admin" in result["diff"][side]
+    # Neither a hash nor a password anywhere in what the run said, and nothing changed.
+    said = json.dumps(run)
+    assert "$6$" not in said and _stats_password("ops") not in said and _stats_password("viewer") not in said
+    assert {node: _host(node).file("/etc/haproxy/haproxy.cfg").md5sum for node in NODES} == before
 
 
 def test_bad_input_stops_before_anything_changes() -> None:
