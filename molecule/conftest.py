@@ -97,10 +97,17 @@ def is_paused(host: str) -> bool:
     return lab.is_paused(container(host))
 
 
+def holders_of(addresses: list[str], nodes: list[str]) -> dict[str, list[str]]:
+    """Each address's nodes that have it configured now, from one look at
+    each node (a frozen node counts as holding what it held when it froze,
+    but cannot be asked: skipped)."""
+    held = {node: lab.addresses(container(node)) for node in nodes}
+    return {address: [node for node in nodes if address in held[node]] for address in addresses}
+
+
 def holders(address: str, nodes: list[str]) -> list[str]:
-    """The nodes that have ``address`` configured now (a frozen node counts
-    as holding what it held when it froze, but cannot be asked: skipped)."""
-    return [node for node in nodes if lab.holds(container(node), address)]
+    """The nodes that have ``address`` configured now (see holders_of)."""
+    return holders_of([address], nodes)[address]
 
 
 def client_waits_for(client: str, address: str, port: int, want: str, timeout: float) -> float:
@@ -168,7 +175,7 @@ def settles_as(expected: dict[str, str], nodes: list[str], timeout: float) -> No
     deadline = time.monotonic() + timeout
     seen: dict = {}
     while time.monotonic() < deadline:
-        seen = {vip: holders(vip, nodes) for vip in expected}
+        seen = holders_of(list(expected), nodes)
         if all(seen[vip] == [node] for vip, node in expected.items()):
             return
         time.sleep(0.3)

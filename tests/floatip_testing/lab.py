@@ -50,18 +50,30 @@ def _up(container: str) -> bool:
     return docker("inspect", "--format", "{{.State.Running}} {{.State.Paused}}", container).split() == ["true", "false"]
 
 
-def holds(container: str, address: str) -> bool:
-    """The container has ``address`` configured now (a paused one cannot be
-    asked, a stopped one has no addresses: False, also when it stopped or
-    froze while being asked)."""
+def addresses(container: str) -> set[str]:
+    """The addresses configured in the container now, from one
+    ``ip -o address show`` (a paused one cannot be asked, a stopped one has
+    none: empty, also when it stopped or froze while being asked)."""
     if not _up(container):
-        return False
+        return set()
     try:
-        return f" {address}/" in docker("exec", container, "ip", "-o", "address", "show")
+        out = docker("exec", container, "ip", "-o", "address", "show")
     except DockerError:
         if _up(container):
             raise
-        return False
+        return set()
+    found = set()
+    for line in out.splitlines():
+        fields = line.split()
+        for family in ("inet", "inet6"):
+            if family in fields[:-1]:
+                found.add(fields[fields.index(family) + 1].split("/")[0])
+    return found
+
+
+def holds(container: str, address: str) -> bool:
+    """The container has ``address`` configured now (see addresses)."""
+    return address in addresses(container)
 
 
 # How often `docker pause` is tried when the kernel could not freeze the

@@ -83,3 +83,23 @@ def test_a_running_node_that_cannot_be_asked_is_an_error(monkeypatch: pytest.Mon
     monkeypatch.setattr(lab, "docker", docker)
     with pytest.raises(lab.DockerError, match="ip: not found"):
         lab.holds("node1", "172.30.80.101")
+
+
+IP_O_ADDRESS = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
+1: lo    inet6 ::1/128 scope host noprefixroute \\       valid_lft forever preferred_lft forever
+2: eth0    inet 172.30.80.11/24 brd 172.30.80.255 scope global eth0\\       valid_lft forever preferred_lft forever
+2: eth0    inet 172.30.80.101/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever
+"""
+
+
+def test_the_addresses_of_a_running_node_are_read_in_one_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def docker(*args: str, **_: object) -> str:
+        calls.append(args)
+        return "true false" if args[0] == "inspect" else IP_O_ADDRESS
+
+    monkeypatch.setattr(lab, "docker", docker)
+    assert lab.addresses("node1") == {"127.0.0.1", "::1", "172.30.80.11", "172.30.80.101"}
+    assert [call[0] for call in calls] == ["inspect", "exec"]
+    assert lab.holds("node1", "172.30.80.101") and not lab.holds("node1", "172.30.80.10")

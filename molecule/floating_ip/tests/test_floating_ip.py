@@ -10,7 +10,7 @@ import pytest
 import testinfra
 from floatip_testing import client_script
 
-from conftest import (EPHEMERAL_DIR, check_diff, client_waits_for, converge, docker, frozen, holders, hostvars, hosts,
+from conftest import (EPHEMERAL_DIR, check_diff, client_waits_for, converge, docker, frozen, holders, holders_of, hostvars, hosts,
                       model, move, refused_with_nothing_changed, settles_as, vip_info)
 from conftest import stranger as stranger_host
 
@@ -41,7 +41,7 @@ def _events(node: str) -> list[str]:
 
 
 def _where() -> dict[str, list[str]]:
-    return {vip: holders(vip, NODES) for vip in VIPS}
+    return holders_of(VIPS, NODES)
 
 
 def _settles_as(expected: dict[str, str], timeout: float) -> None:

@@ -10,7 +10,7 @@ import pytest
 import testinfra
 import yaml
 
-from conftest import (EPHEMERAL_DIR, client_waits_for, converge, crashed, frozen, holders, hostvars, hosts, model, move,
+from conftest import (EPHEMERAL_DIR, client_waits_for, converge, crashed, frozen, holders, holders_of, hostvars, hosts, model, move,
                       refused_with_nothing_changed, vip_info)
 
 NODES = hosts("floatip_nodes")
@@ -33,7 +33,7 @@ RESTART_SEC = 2
 
 def _sole_holder() -> str | None:
     """The node that holds every VIP while no other holds any, if there is one."""
-    owners = {tuple(holders(vip, NODES)) for vip in VIPS}
+    owners = {tuple(nodes) for nodes in holders_of(VIPS, NODES).values()}
     if len(owners) == 1:
         (owner,) = owners
         if len(owner) == 1:
@@ -48,7 +48,7 @@ def _held_only_by(node: str, timeout: float = 30) -> None:
         if _sole_holder() == node:
             return
         time.sleep(0.5)
-    raise AssertionError(f"expected {node} alone to hold {VIPS}, found {({vip: holders(vip, NODES) for vip in VIPS})}")
+    raise AssertionError(f"expected {node} alone to hold {VIPS}, found {holders_of(VIPS, NODES)}")
 
 
 def _pair_settled() -> bool:
