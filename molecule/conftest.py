@@ -155,10 +155,12 @@ def converge(tags: str = "", **extra: object) -> dict:
 def check_diff(tags: str, task: str, **extra: object) -> tuple[dict, dict[str, dict]]:
     """Converge the roles of ``tags`` with ``--check --diff`` and extra
     variables; it must succeed. The run's report, and each host's result of
-    the task named ``task``."""
+    the task named ``task`` (a role's task is reported as "<role> : <name>")."""
     run = ansible_playbook("converge.yml", "--tags", tags, "--check", "--diff", "-e", json.dumps(extra))
     assert run["rc"] == 0, run["failures"]
-    shown = next(each for play in run["plays"] for each in play["tasks"] if each["task"]["name"] == task)
+    named = [each for play in run["plays"] for each in play["tasks"] if each["task"]["name"].split(" : ")[-1] == task]
+    assert named, f"no task {task!r} ran"
+    shown = named[0]
     return run, shown["hosts"]
 
 
