@@ -248,11 +248,11 @@ def test_check_diff_shows_what_would_change_with_the_password_hashes_masked() ->
     for node in NODES:
         result = shown[node]
         assert result["changed"], result
-        before, after = result["diff"]["before"], result["diff"]["after"]
-        added = set(after.splitlines()) - set(before.splitlines())
+        live, wanted = result["diff"]["before"], result["diff"]["after"]
+        added = set(wanted.splitlines()) - set(live.splitlines())
         assert [line.split()[:3] for line in added] == [["default-server", "inter", "2000ms"]], added
         # The web backend keeps its 1000 ms: whoami's line is the one that went.
-        assert before.count("default-server inter 1000ms") == after.count("default-server inter 1000ms") + 1
+        assert live.count("default-server inter 1000ms") == wanted.count("default-server inter 1000ms") + 1
         for side in ("before", "after"):
             assert "user ops password ******** groups admin" in result["diff"][side]
     # Neither a hash nor a password anywhere in what the run said, and nothing changed.
