@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import haproxy_binary
+from conftest import ROOT, haproxy_binary
+from floatip_testing import playbook
 
 HERE = Path(__file__).parent
 NODES = {"node1": "172.30.80.11", "node2": "172.30.80.12", "node3": "172.30.80.13"}
@@ -175,10 +176,11 @@ def test_bad_services_fail_naming_the_variable_and_render_nothing(cert: Path, tm
 
 
 def test_the_masked_diff_shows_a_change_and_no_password_hash(cert: Path, tmp_path: Path) -> None:
-    """The role's --diff task against the files the template wrote: the
-    lookup renders what the template module writes (no change), and a
-    changed check interval is the one line that differs, hashes masked."""
-    from conftest import _ansible_playbook
+    """The role's --diff task (tasks/diff.yml) against the files the template
+    wrote: the lookup renders what the template module writes (no change),
+    and a changed check interval is the one line that differs, hashes
+    masked."""
+    from conftest import _ansible_playbook, _env
 
     services = _services(cert)
     run = _ansible_playbook(HERE / "render_haproxy.yml", _inventory(tmp_path, services), {"render_dir": str(tmp_path)})
@@ -187,14 +189,17 @@ def test_the_masked_diff_shows_a_change_and_no_password_hash(cert: Path, tmp_pat
     assert len(hashes) == 3
     slower_smtp = [{**service, "check_interval": 7} if service["name"] == "smtp" else service for service in services]
     for changed, with_services in ((False, services), (True, slower_smtp)):
-        run = _ansible_playbook(HERE / "masked_diff_haproxy.yml", _inventory(tmp_path, with_services), {"render_dir": str(tmp_path)},
-                                options=["--diff"])
-        assert run.rc == 0, run.output
+        extra = {"__haproxy_config": str(tmp_path) + "/{{ inventory_hostname }}.cfg"}
+        report = playbook.run(HERE / "masked_diff_haproxy.yml", _inventory(tmp_path, with_services),
+                              ["--diff", "-e", json.dumps(extra)], cwd=ROOT, env=_env(), timeout=300)
+        assert report["rc"] == 0, report["failures"]
+        shown = [task for play in report["plays"] for task in play["tasks"]
+                 if task["task"]["name"].endswith("Show what would change in haproxy.cfg, its password hashes masked")]
+        assert len(shown) == 1
         for name in NODES:
-            result = json.loads((tmp_path / f"{name}.diff.json").read_text())
+            result = shown[0]["hosts"][name]
             assert result["changed"] is changed
             before, after = (set(result["diff"][side].splitlines()) for side in ("before", "after"))
             assert {line.strip() for line in after - before} == ({"default-server inter 7000ms fall 3 rise 2 send-proxy"} if changed else set())
             assert "    user ops password ******** groups admin" in after
-        said = run.output + "".join(path.read_text() for path in tmp_path.glob("*.diff.json"))
-        assert not any(secret in said for secret in [*hashes, *STATS_PASSWORDS.values(), BASIC_PASSWORD])
+        assert not any(secret in json.dumps(report) for secret in [*hashes, *STATS_PASSWORDS.values(), BASIC_PASSWORD])
